@@ -1,0 +1,218 @@
+"""Checkpoints: one safetensors file each, tensors plus a JSON header, never pickle.
+
+A checkpoint rebuilds itself: the JSON (in the safetensors metadata) holds the schema version, the
+model and training configs, the vocabulary and the training state; the tensors hold the weights,
+the optimizer moments, the RNG states and the carried hidden state. A SHA-256 over the JSON and
+every tensor's bytes catches truncation and flipped bits. Writes go to a temporary file that is
+fsynced and renamed, so a crash or a full disk never damages the previous checkpoint.
+
+A run directory holds `last.safetensors`, `prev.safetensors` (the `last` before it, the fallback)
+and `best.safetensors` (lowest validation loss).
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .config import ModelConfig, RnnkitError, UsageError
+from .models import SequenceModel
+from .vocab import Vocab
+
+SCHEMA = 1
+SUFFIX = ".safetensors"
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
+
+
+class CheckpointError(RnnkitError):
+    """A checkpoint that cannot be used: damaged, incompatible, or missing."""
+
+    exit_code = 2
+
+
+def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256(meta_json.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_synced(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file, fsync it, and return; the caller renames it into place.
+    On failure (a full disk) the temporary is removed and nothing else is touched."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        why = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise RnnkitError(f"could not write a checkpoint in {path.parent}: {why}; the previous "
+                          "checkpoint is intact, free space and continue with --resume")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` all at once: readers see the old file or the new, never half."""
+    tmp = tmp_name(path)
+    write_synced(tmp, data)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
+                    keep_previous: Path | None = None) -> None:
+    """Save atomically. With `keep_previous`, an existing file at `path` is first moved there."""
+    path = Path(path)
+    meta = {"schema": SCHEMA, **meta}
+    meta_json = json.dumps(meta, sort_keys=True)
+    cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    header = {"rnnkit": meta_json, "sha256": _digest(meta_json, cpu)}
+    data = st_save(cpu, metadata=header)
+    tmp = tmp_name(path)
+    write_synced(tmp, data)  # complete on disk before anything is renamed
+    if keep_previous is not None and path.exists():
+        os.replace(path, keep_previous)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a checkpoint file, verified; CheckpointError names what is wrong."""
+    path = Path(path)
+    if path.suffix in PICKLE_SUFFIXES:
+        raise CheckpointError(f"{path}: pickle-based files are never loaded (they can run code); "
+                              "rnnkit checkpoints are .safetensors")
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})")
+    damaged = f"{path}: damaged or not an rnnkit checkpoint"
+    if len(data) < 8:
+        raise CheckpointError(f"{damaged} (only {len(data)} bytes)")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8:
+        raise CheckpointError(f"{damaged} (truncated header)")
+    try:
+        header = json.loads(data[8:8 + n])
+        info = header["__metadata__"]
+        meta_json, digest = info["rnnkit"], info["sha256"]
+        tensors = st_load(data)
+        meta = json.loads(meta_json)
+    except Exception as e:  # any parse failure means the bytes are not what we wrote
+        raise CheckpointError(f"{damaged} ({type(e).__name__})")
+    if not isinstance(meta, dict) or _digest(meta_json, tensors) != digest:
+        raise CheckpointError(f"{damaged} (checksum mismatch: truncated or modified)")
+    schema = meta.get("schema")
+    if not isinstance(schema, int) or schema > SCHEMA:
+        raise CheckpointError(f"{path}: written by a newer rnnkit (schema {schema}, this one reads "
+                              f"<= {SCHEMA}); upgrade rnnkit")
+    return tensors, upgrade(meta)
+
+
+def upgrade(meta: dict) -> dict:
+    """Bring older schemas up to date (schema 1 is the first; nothing to do yet)."""
+    return meta
+
+
+def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in tensors.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    p = prefix + "."
+    return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+
+
+def candidates(run_dir: Path, order: tuple[str, ...]) -> list[Path]:
+    return [run_dir / f"{name}{SUFFIX}" for name in order]
+
+
+def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best", "last", "prev"),
+                    warn=None) -> tuple[Path, dict[str, torch.Tensor], dict]:
+    """The first loadable checkpoint of a run directory (in `order`), or a file given directly.
+    A damaged one is reported through `warn` and the next is tried."""
+    target = Path(target)
+    if not target.exists():
+        raise CheckpointError(f"{target}: no such run directory or checkpoint")
+    if not target.is_dir():
+        return (target, *load_checkpoint(target))
+    errors = []
+    for path in candidates(target, order):
+        if not path.exists():
+            continue
+        try:
+            tensors, meta = load_checkpoint(path)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        if errors and warn:
+            warn(f"{errors[-1]}; using {path.name} instead")
+        return path, tensors, meta
+    if errors:
+        raise CheckpointError(errors[0])
+    pickles = sorted(p.name for p in target.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    extra = f" (found {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
+    raise CheckpointError(f"{target}: holds no rnnkit checkpoint{extra}; train one with "
+                          f"`rnnkit train --out {target}`")
+
+
+def clean_temporaries(run_dir: Path) -> None:
+    """Remove temporary files that a crash left in the middle of a write."""
+    for p in run_dir.glob(".*.tmp-*"):
+        p.unlink(missing_ok=True)
+
+
+def model_meta(model: SequenceModel, vocab: Vocab) -> dict:
+    return {"kind": "charlm", "model": model.config.to_dict(), "vocab": vocab.to_json()}
+
+
+def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
+                device: torch.device | str = "cpu") -> tuple[SequenceModel, Vocab]:
+    """The model and vocabulary a character-LM checkpoint describes, weights loaded."""
+    if meta.get("kind") != "charlm":
+        raise CheckpointError(f"{source}: holds a {meta.get('kind')!r} model, not a character language model")
+    try:
+        vocab = Vocab.from_json(meta["vocab"])
+        model = SequenceModel(ModelConfig.from_dict(meta["model"], where=f"{source} model config"))
+        model.load_state_dict(unprefixed("model", tensors))
+    except (UsageError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{source}: inconsistent checkpoint ({str(e).splitlines()[0]})")
+    return model.to(device).eval(), vocab
+
+
+def load_model(target: str | os.PathLike, device: torch.device | str = "cpu",
+               order: tuple[str, ...] = ("best", "last", "prev"), warn=None) -> tuple[SequenceModel, Vocab, dict]:
+    """Load a trained character LM from a run directory (best, else last) or a checkpoint file."""
+    path, tensors, meta = find_checkpoint(target, order, warn)
+    model, vocab = build_model(tensors, meta, path, device)
+    return model, vocab, meta

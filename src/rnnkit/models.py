@@ -1,0 +1,119 @@
+"""Models: plain nn.Modules that work in anyone's training loop.
+
+SequenceModel: ids (B, T) -> one-hot or embedding (B, T, E) -> fused RNN/LSTM/GRU stack
+(B, T, H) -> per-step linear head (B, T, V) logits: the lecture's "TimeDistributed Dense softmax"
+(the softmax itself lives in the loss). SoftmaxOnly drops the recurrence: each step sees only its
+own input symbol.
+"""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .config import ModelConfig, UsageError
+
+State = Optional[Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def make_rnn(cell: str, input_size: int, hidden: int, layers: int, dropout: float = 0.0) -> nn.RNNBase:
+    """The fused PyTorch recurrent stack, batch-first. Dropout applies between layers."""
+    return CELLS[cell](input_size, hidden, num_layers=layers, batch_first=True,
+                       dropout=dropout if layers > 1 else 0.0)
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph between truncated-BPTT windows; keep the values."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()
+
+
+class SequenceModel(nn.Module):
+    """Many-to-many sequence model over a vocabulary; the config is its only constructor argument."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        if config.vocab_size < 1:
+            raise UsageError("ModelConfig.vocab_size must be set (>= 1) before building a model")
+        self.config = config
+        v, c = config.vocab_size, config
+        self.embedding = nn.Embedding(v, c.embed) if c.embed > 0 else None
+        self.rnn = make_rnn(c.cell, c.embed or v, c.hidden, c.layers, c.dropout)
+        self.drop = nn.Dropout(c.dropout)
+        self.head = nn.Linear(c.hidden, v)
+
+    def inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, E) input vectors (one-hot when embed == 0)."""
+        if self.embedding is None:
+            return F.one_hot(ids, self.config.vocab_size).to(self.head.weight.dtype)
+        return self.embedding(ids)
+
+    def forward(self, ids: torch.Tensor, state: State = None,
+                lengths: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, State]:
+        """ids (B, T) -> logits (B, T, V) and the final state.
+
+        With `lengths` (B,), rows are padded sequences of those lengths: they are packed so the
+        recurrence stops at each row's end, and the returned state is each row's state at its end.
+        Logits at padded positions are zero; mask them in the loss (targets = windows.PAD).
+        """
+        x = self.inputs(ids)
+        if lengths is not None:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, state = self.rnn(packed, state)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        else:
+            out, state = self.rnn(x, state)
+        return self.head(self.drop(out)), state
+
+    def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
+        c = self.config
+        h = torch.zeros(c.layers, batch, c.hidden, device=device)
+        return (h, h.clone()) if c.cell == "lstm" else h
+
+
+class SoftmaxOnly(nn.Module):
+    """The lecture's baseline without recurrence: logits_t = W x_t + b. It cannot use context."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.head = nn.Linear(config.vocab_size, config.vocab_size)
+
+    def forward(self, ids: torch.Tensor, state: State = None, lengths=None) -> tuple[torch.Tensor, State]:
+        return self.head(F.one_hot(ids, self.config.vocab_size).float()), None
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def summary(model: nn.Module, batch: int, seq_len: int) -> str:
+    """A Keras-like table: each layer, its output shape and its parameter count."""
+    rows = []
+    v = model.config.vocab_size
+    if isinstance(model, SoftmaxOnly):
+        rows.append(("one_hot (OneHot)", (batch, seq_len, v), 0))
+    elif model.embedding is None:
+        rows.append(("one_hot (OneHot)", (batch, seq_len, v), 0))
+    else:
+        rows.append(("embedding (Embedding)", (batch, seq_len, model.config.embed), count_params(model.embedding)))
+    if hasattr(model, "rnn"):
+        c = model.config
+        name = type(model.rnn).__name__
+        rows.append((f"{c.cell} ({name} x{c.layers})", (batch, seq_len, c.hidden), count_params(model.rnn)))
+    rows.append(("time_distributed (Linear)", (batch, seq_len, v), count_params(model.head)))
+    lines = [f'Model: "{type(model).__name__}"', "_" * 66,
+             f"{'Layer (type)':<32}{'Output Shape':<22}{'Param #':>12}", "=" * 66]
+    for name, shape, n in rows:
+        lines.append(f"{name:<32}{str(shape):<22}{n:>12,}")
+    total = count_params(model)
+    lines += ["=" * 66, f"Total params: {total:,}", f"Trainable params: {total:,}", "_" * 66]
+    return "\n".join(lines)

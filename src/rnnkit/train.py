@@ -1,0 +1,243 @@
+"""The training loop. Nothing here knows which model it trains.
+
+`fit` trains on a small in-memory batch for a number of epochs and prints a Keras-like log (the
+labs). `Trainer` runs the long loop: truncated BPTT with carried state, clipping, the lr schedule,
+evaluation, early stopping, checkpoints, signals and the non-finite-loss guard. The model is any
+module called as `model(x, state) -> (logits, state)`.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import distributed
+from .config import RnnkitError, TrainConfig
+from .models import detach_state
+from .windows import PAD
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-symbol loss in nats over (B, T, V) logits; targets equal to PAD are ignored."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=PAD)
+
+
+def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    mask = targets != PAD
+    return (logits.argmax(-1)[mask] == targets[mask]).float().mean().item()
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float,
+        lengths: Optional[torch.Tensor] = None, clip: float = 0.0, log: Callable[[str], None] = print,
+        stateful_chunks: int = 0, log_every: int = 1) -> list[dict]:
+    """Full-batch Adam on (x, y) for `epochs`, one log line per epoch like Keras' `fit`.
+
+    With `stateful_chunks` > 0 the columns of x are consumed in that many consecutive windows per
+    epoch with the hidden state carried between them (Keras' stateful=True)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    chunks = (torch.tensor_split(torch.arange(x.shape[1]), stateful_chunks) if stateful_chunks
+              else [torch.arange(x.shape[1])])
+    for epoch in range(1, epochs + 1):
+        model.train()
+        state, losses, accs = None, [], []
+        for cols in chunks:
+            logits, state = model(x[:, cols], state, lengths=lengths) if lengths is not None \
+                else model(x[:, cols], state)
+            state = detach_state(state)
+            loss = cross_entropy(logits, y[:, cols])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            losses.append(loss.item())
+            accs.append(accuracy(logits, y[:, cols]))
+        history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "accuracy": sum(accs) / len(accs)})
+        if epoch % log_every == 0 or epoch in (1, epochs):
+            log(f"Epoch {epoch}/{epochs} - loss: {history[-1]['loss']:.4f} - accuracy: {history[-1]['accuracy']:.4f}")
+    return history
+
+
+def lr_at(cfg: TrainConfig, step: int, horizon: Optional[int]) -> float:
+    """Linear warm-up, then cosine decay to lr * min_lr_ratio at `horizon` (constant after)."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.schedule == "constant" or not horizon:
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup) / max(1, horizon - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class NonFiniteLoss(RnnkitError):
+    exit_code = 1
+
+
+class Interrupted(RnnkitError):
+    """Stopped by SIGINT (exit 130) or SIGTERM (exit 143) after saving."""
+
+    def __init__(self, signum: int, step: int):
+        name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+        super().__init__(f"stopped by {name} at step {step}; checkpoint saved, continue with --resume")
+        self.exit_code = 128 + signum
+
+
+@dataclass
+class TrainState:
+    """Everything about progress that a checkpoint must restore."""
+
+    step: int = 0
+    chars: int = 0
+    elapsed: float = 0.0
+    best_val: float = math.inf
+    evals_since_best: int = 0
+    horizon: Optional[int] = None      # cosine schedule length in steps, fixed once known
+    carried: object = None             # hidden state carried between stream windows
+    extra: dict = field(default_factory=dict)
+
+
+class SignalFlag:
+    """Records SIGINT/SIGTERM so the loop can stop at the next step boundary."""
+
+    def __init__(self):
+        self.signum = 0
+
+    def __enter__(self):
+        self.previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+
+
+@dataclass
+class Hooks:
+    """What the loop calls out to; each may be None."""
+
+    evaluate: Optional[Callable[[TrainState], float]] = None       # -> validation loss (nats)
+    save: Optional[Callable[[TrainState, str], None]] = None        # (state, "last" | "best")
+    log: Optional[Callable[[dict], None]] = None                   # metrics record
+    inject: Optional[Callable[[int, torch.Tensor], torch.Tensor]] = None  # tests: alter the loss
+
+
+class Trainer:
+    """Truncated-BPTT training of `model` on `batches` (StreamBatches or RandomWindows)."""
+
+    def __init__(self, model: nn.Module, batches, cfg: TrainConfig, optimizer: torch.optim.Optimizer,
+                 d: distributed.Dist, hooks: Hooks, state: Optional[TrainState] = None,
+                 loss_fn: Callable = cross_entropy):
+        self.model, self.batches, self.cfg, self.opt, self.d = model, batches, cfg, optimizer, d
+        self.hooks, self.loss_fn = hooks, loss_fn
+        self.state = state or TrainState()
+        self.autocast = dict(device_type=d.device.type, dtype=torch.bfloat16,
+                             enabled=cfg.bf16 and d.device.type == "cuda")
+
+    def step(self, flag: SignalFlag) -> tuple[float, bool]:
+        """One optimizer step; returns (global mean loss, whether any rank was signalled)."""
+        s, cfg = self.state, self.cfg
+        if not self.batches.carries_state or self.batches.starts_epoch(s.step):
+            s.carried = None
+        x, y = self.batches.get(s.step, self.d.device)
+        lr = lr_at(cfg, s.step, s.horizon)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.model.train()
+        with torch.autocast(**self.autocast):
+            logits, new_state = self.model(x, s.carried)
+        loss = self.loss_fn(logits, y)
+        if self.hooks.inject:
+            loss = self.hooks.inject(s.step, loss)
+        # one small all-reduce per step: the global loss and whether any rank must stop
+        shared = distributed.all_reduce_sum(self.d, torch.tensor(
+            [loss.item(), float(flag.signum != 0), float(not math.isfinite(loss.item()))]))
+        mean_loss, signalled, bad = shared[0].item() / self.d.world, shared[1].item() > 0, shared[2].item() > 0
+        if bad:
+            raise NonFiniteLoss(f"non-finite loss at step {s.step + 1} (lr {lr:.3g}); stopped without "
+                                "updating the weights; the last checkpoint is intact. Lower --lr or --clip")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
+        self.opt.step()
+        s.carried = detach_state(new_state) if self.batches.carries_state else None
+        s.step += 1
+        s.chars += x.numel() * self.d.world
+        return mean_loss, signalled
+
+    def should_stop(self) -> Optional[str]:
+        s, cfg = self.state, self.cfg
+        if cfg.max_steps is not None and s.step >= cfg.max_steps:
+            return f"reached --max-steps {cfg.max_steps}"
+        if cfg.max_time is not None and s.elapsed >= cfg.max_time:
+            return f"reached --max-time {cfg.max_time:g}s"
+        if cfg.patience and s.evals_since_best >= cfg.patience:
+            return f"no better validation loss in {cfg.patience} evaluations (--patience)"
+        return None
+
+    def fix_horizon(self, steps_per_s: float) -> None:
+        """The cosine schedule's length: --decay-steps, else --max-steps, else what --max-time allows."""
+        s, cfg = self.state, self.cfg
+        if s.horizon is not None:
+            return
+        if cfg.max_steps is not None:
+            s.horizon = cfg.max_steps
+        elif cfg.max_time is not None and steps_per_s > 0:
+            s.horizon = s.step + int(steps_per_s * max(0.0, cfg.max_time - s.elapsed))
+
+    def evaluate(self) -> None:
+        s, h = self.state, self.hooks
+        if not h.evaluate:
+            return
+        val = h.evaluate(s)
+        improved = val < s.best_val
+        s.evals_since_best = 0 if improved else s.evals_since_best + 1
+        if improved:
+            s.best_val = val
+            if h.save:
+                h.save(s, "best")
+
+    def run(self) -> str:
+        """Train until a limit; returns why it stopped. Saves `last` at the end."""
+        s, cfg, h = self.state, self.cfg, self.hooks
+        if cfg.decay_steps is not None:
+            s.horizon = cfg.decay_steps
+        elif s.horizon is None and cfg.max_steps is not None:
+            s.horizon = cfg.max_steps
+        start, start_elapsed, start_step, window_t, window_step = time.time(), s.elapsed, s.step, time.time(), s.step
+        with SignalFlag() as flag:
+            while (why := self.should_stop()) is None:
+                loss, signalled = self.step(flag)
+                s.elapsed = start_elapsed + time.time() - start
+                if s.horizon is None and (s.step - start_step >= 20 or s.elapsed > 10):
+                    self.fix_horizon((s.step - start_step) / max(1e-9, s.elapsed - start_elapsed))
+                if s.step % cfg.log_every == 0 or s.step == 1:
+                    now = time.time()
+                    rate = (s.step - window_step) * self.batches.seq_len * cfg.batch / max(1e-9, now - window_t)
+                    window_t, window_step = now, s.step
+                    if h.log:
+                        h.log({"step": s.step, "chars": s.chars, "loss": loss, "lr": self.opt.param_groups[0]["lr"],
+                               "chars_per_s": rate, "time": round(s.elapsed, 3)})
+                if s.step % cfg.eval_every == 0:
+                    self.evaluate()
+                if signalled:
+                    if h.save:
+                        h.save(s, "last")
+                    raise Interrupted(flag.signum or signal.SIGTERM, s.step)
+                if s.step % cfg.save_every == 0 and h.save:
+                    h.save(s, "last")
+        if s.step % cfg.eval_every != 0:
+            self.evaluate()
+        if h.save:
+            h.save(s, "last")
+        return why
+

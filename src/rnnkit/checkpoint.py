@@ -196,6 +196,17 @@ def model_meta(model: SequenceModel, vocab: Vocab) -> dict:
     return {"kind": "charlm", "model": model.config.to_dict(), "vocab": vocab.to_json()}
 
 
+def weight_differences(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
+    """How checkpoint weights differ from what a model expects: missing, extra, or other shapes."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in weights.items()}
+    diffs = [f"{k} missing" for k in sorted(want.keys() - have.keys())]
+    diffs += [f"{k} unexpected" for k in sorted(have.keys() - want.keys())]
+    diffs += [f"{k} has shape {have[k]}, the config needs {want[k]}"
+              for k in sorted(want.keys() & have.keys()) if have[k] != want[k]]
+    return diffs
+
+
 def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
                 device: torch.device | str = "cpu") -> tuple[SequenceModel, Vocab]:
     """The model and vocabulary a character-LM checkpoint describes, weights loaded."""
@@ -204,9 +215,18 @@ def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
     try:
         vocab = Vocab.from_json(meta["vocab"])
         model = SequenceModel(ModelConfig.from_dict(meta["model"], where=f"{source} model config"))
-        model.load_state_dict(unprefixed("model", tensors))
-    except (UsageError, KeyError, RuntimeError) as e:
-        raise CheckpointError(f"{source}: inconsistent checkpoint ({str(e).splitlines()[0]})")
+    except (UsageError, KeyError) as e:
+        raise CheckpointError(f"{source}: inconsistent checkpoint ({e})")
+    if len(vocab) != model.config.vocab_size:
+        raise CheckpointError(f"{source}: vocabulary has {len(vocab)} symbols but the model expects "
+                              f"{model.config.vocab_size}")
+    weights = unprefixed("model", tensors)
+    diffs = weight_differences(model, weights)
+    if diffs:
+        raise CheckpointError(f"{source}: weights do not match the model config "
+                              f"({model.config.cell}, {model.config.layers} layers, hidden {model.config.hidden}): "
+                              + "; ".join(diffs[:4]))
+    model.load_state_dict(weights)
     return model.to(device).eval(), vocab
 
 

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
 from .checkpoint import (CheckpointError, clean_temporaries, find_checkpoint, model_meta, prefixed,
-                         save_checkpoint, unprefixed, build_model)
+                         save_checkpoint, build_model)
 from .config import ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
 from .corpus import load_ids, resolve_sources
 from .models import SequenceModel, count_params
@@ -103,9 +103,26 @@ class Run:
 
     def say(self, msg: str) -> None:
         if self.d.main and not self.quiet:
-            if self.tty:
-                print("\r\033[K", end="")
-            print(msg, flush=True)
+            print(("\r\033[K" if self.tty else "") + msg, flush=True)
+
+    def progress(self, rec: dict, cfg: TrainConfig, best: float) -> None:
+        """A live bar on a terminal (step, loss, val bpc, chars/s, ETA); plain log lines otherwise."""
+        if not self.d.main or self.quiet:
+            return
+        step, left = rec["step"], None
+        if cfg.max_steps:
+            left = (cfg.max_steps - step) * cfg.seq_len * cfg.batch / max(rec["chars_per_s"], 1e-9)
+        if cfg.max_time:
+            left = min(left if left is not None else math.inf, cfg.max_time - rec["time"])
+        eta = f" ETA {int(left) // 60}:{int(left) % 60:02d}" if left is not None and math.isfinite(left) else ""
+        total = f"/{cfg.max_steps}" if cfg.max_steps else ""
+        val = f" val {best / LN2:.3f} bpc" if math.isfinite(best) else ""
+        line = (f"step {step}{total} loss {rec['loss']:.4f} ({rec['loss'] / LN2:.3f} bpc){val} "
+                f"lr {rec['lr']:.1e} {rec['chars_per_s']:,.0f} chars/s{eta}")
+        if self.tty:
+            print(f"\r\033[K{line}", end="", flush=True)
+        else:
+            print(line, flush=True)
 
     def record(self, rec: dict) -> None:
         if self.d.main:
@@ -193,7 +210,7 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     ckpt = None
     if resume:
         tcfg, mcfg, path, tensors, meta = resume_configs(out, given, warn)
-        ckpt = (tensors, meta)
+        ckpt = (tensors, meta, path)
     else:
         if (out / "last.safetensors").exists() or (out / "best.safetensors").exists():
             raise UsageError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
@@ -219,9 +236,7 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
         batches = StreamBatches(train_ids, tcfg.batch, tcfg.seq_len, d.rank, d.world)
     else:
         batches = RandomWindows(train_ids, tcfg.batch, tcfg.seq_len, tcfg.seed, d.rank, d.world)
-    model = SequenceModel(mcfg).to(d.device)
-    if ckpt:
-        model.load_state_dict(unprefixed("model", ckpt[0]))
+    model = build_model(ckpt[0], ckpt[1], ckpt[2], d.device)[0] if ckpt else SequenceModel(mcfg).to(d.device)
     net = DistributedDataParallel(model) if d.active else model
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     state = restore_trainer(ckpt[0], ckpt[1]["state"], model, opt, d, batches.rows) if ckpt else None
@@ -258,11 +273,7 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
 
     def log(rec: dict) -> None:
         run.record(rec)
-        eta = ""
-        if tcfg.max_steps:
-            eta = f" {rec['step']}/{tcfg.max_steps}"
-        run.say(f"step {rec['step']}{eta}: loss {rec['loss']:.4f} ({rec['loss'] / LN2:.3f} bpc) "
-                f"lr {rec['lr']:.2e} {rec['chars_per_s']:,.0f} chars/s")
+        run.progress(rec, tcfg, best=trainer.state.best_val)
 
     hooks = dataclasses.replace(hooks, evaluate=hooks.evaluate or (evaluate if len(val_ids) > 1 else None),
                                 save=hooks.save or save, log=hooks.log or log)

@@ -154,14 +154,21 @@ def to_units(scaled: np.ndarray, series: Series, target: str, scaler: Scaler, cf
 
 def train(model: nn.Module, data: Prepared, cfg: ForecastConfig,
           log: Callable[[str], None] = print) -> list[float]:
-    """Adam on the mean squared error of the scaled targets; shuffled mini-batches from `cfg.seed`."""
+    """Adam on the mean squared error of the scaled targets; shuffled mini-batches from `cfg.seed`.
+
+    With cfg.val_fraction > 0 the chronologically last windows of the training part are held out
+    and the weights of the epoch with the lowest validation error are kept (the test part is never
+    looked at). Returns the training loss per epoch."""
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     m = len(data.y)
+    n_val = min(m - 1, round(m * cfg.val_fraction)) if cfg.val_fraction else 0
+    m -= n_val                                      # windows [0, m) train, [m, m + n_val) validation
+    xv, yv = data.x[m:], data.y[m:]
     batch = cfg.batch or m
-    history = []
-    model.train()
+    history, best = [], (math.inf, 0, None)
     for epoch in range(1, cfg.epochs + 1):
+        model.train()
         perm = torch.randperm(m, generator=gen)
         total = 0.0
         for i in range(0, m, batch):
@@ -172,8 +179,17 @@ def train(model: nn.Module, data: Prepared, cfg: ForecastConfig,
             opt.step()
             total += loss.item() * len(idx)
         history.append(total / m)
+        note = ""
+        if n_val:
+            val = float(np.mean((predict_scaled(model, xv) - yv.double().numpy()) ** 2))
+            if val < best[0]:
+                best = (val, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+            note = f" - val mse {val:.6f}"
         if epoch in (1, cfg.epochs) or epoch % max(1, cfg.epochs // 5) == 0:
-            log(f"epoch {epoch}/{cfg.epochs} - train mse (scaled) {history[-1]:.6f}")
+            log(f"epoch {epoch}/{cfg.epochs} - train mse (scaled) {history[-1]:.6f}{note}")
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+        log(f"kept epoch {best[1]}: lowest mse on the last {n_val} training windows ({best[0]:.6f})")
     model.eval()
     return history
 
@@ -242,6 +258,9 @@ def fit_forecast(cfg: ForecastConfig, series: Series, feats: list[str], target: 
     test_data = prepare(series, feats, target, scaler, cfg, np.arange(n_train, n))
     seed_all(cfg.seed)
     model = Forecaster(len(feats), cfg.cell, cfg.hidden, cfg.layers, cfg.dropout)
+    if cfg.target_mode == "change":             # start from the naive forecast: a change of zero
+        nn.init.zeros_(model.head.weight)
+        nn.init.zeros_(model.head.bias)
     log(f"{series.name}: {n} rows; train {n_train} rows ({len(train_data.y)} windows), test {n - n_train} rows; "
         f"window {cfg.window} x {len(feats)} features -> {target} {cfg.horizon} step(s) ahead")
     with torch_threads(cfg.threads):
@@ -267,8 +286,11 @@ def table(res: ForecastResult) -> str:
              f"{'':<22}{'RMSE':>12}{'MAE':>12}{'MAPE':>10}",
              row("model", res.model), row("naive (last value)", res.baseline),
              f"skill = 1 - RMSE_model / RMSE_naive = {res.skill:+.4f}"]
-    if res.beat_naive:
-        lines.append(f"The model beat the naive forecast (RMSE {res.skill:.1%} lower).")
+    if res.skill >= 0.01:
+        lines.append(f"The model beat the naive forecast (\"next value = last value\"): RMSE {res.skill:.1%} lower.")
+    elif res.beat_naive:
+        lines.append(f"The model beat the naive forecast by only {res.skill:.2%} in RMSE: practically a tie; "
+                     "it adds next to nothing over repeating the last value.")
     else:
         lines.append("The model did NOT beat the naive forecast (\"next value = last value\"): "
                      f"its RMSE is {-res.skill:.1%} higher; repeating the last value does as well or better.")

@@ -55,9 +55,7 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
     ax.plot(x, truth, color="black", lw=1, label="truth")
     ax.plot(x[rows], pred, color="tab:red", lw=1, label="model")
     ax.plot(x[rows], naive, color="tab:blue", lw=1, ls="--", alpha=0.8, label="naive (last value)")
-    for a in (ax, zoom):
-        a.axvline(x[n_train], color="gray", ls=":", lw=1.5)
-        a.grid(alpha=0.3)
+    ax.axvline(x[n_train], color="gray", ls=":", lw=1.5)
     ax.text(x[n_train], 1.0, " test ->", transform=ax.get_xaxis_transform(), va="top", color="gray")
     ax.text(x[n_train], 1.0, "<- train ", transform=ax.get_xaxis_transform(), va="top", ha="right", color="gray")
     ax.set_title(title)
@@ -71,7 +69,9 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
     zoom.plot(x[tail], naive[-k:], color="tab:blue", lw=1, ls="--")
     zoom.set_title(f"last {k} test rows", fontsize=9)
     zoom.set_ylabel(target)
-    fig.autofmt_xdate()
+    for a in (ax, zoom):
+        a.grid(alpha=0.3)
+        a.tick_params(axis="x", labelrotation=20)
     fig.tight_layout()
     tmp = png.with_name(f".{png.name}.tmp.png")
     fig.savefig(tmp)

@@ -292,8 +292,9 @@ def table(res: ForecastResult) -> str:
         lines.append(f"The model beat the naive forecast by only {res.skill:.2%} in RMSE: practically a tie; "
                      "it adds next to nothing over repeating the last value.")
     else:
-        lines.append("The model did NOT beat the naive forecast (\"next value = last value\"): "
-                     f"its RMSE is {-res.skill:.1%} higher; repeating the last value does as well or better.")
+        lines.append("The model did NOT beat the naive forecast (\"next value = last value\"): " +
+                     (f"its RMSE is {-res.skill:.1%} higher; repeating the last value is the better forecast."
+                      if res.skill < 0 else "the same RMSE as repeating the last value."))
     return "\n".join(lines)
 
 

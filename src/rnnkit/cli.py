@@ -5,6 +5,8 @@
     rnnkit train --resume RUN             # continue exactly where it stopped
     rnnkit sample RUN --prime "ROMEO:"    # generate text
     rnnkit eval RUN FILE --json           # loss, bits per character, accuracy on any text
+    rnnkit forecast [CSV] --out RUN       # a series' next value, against the naive forecast
+    rnnkit forecast --predict RUN CSV     # apply a saved forecaster to new rows
     torchrun --nproc-per-node 2 -m rnnkit train FILE --out RUN   # data-parallel (DDP)
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .config import ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
+from .config import ForecastConfig
 
 
 class Parser(argparse.ArgumentParser):
@@ -137,6 +140,46 @@ def cmd_corpora(a) -> int:
     return 0
 
 
+PREDICT_KEEPS = ("columns", "date_column", "reverse")   # data-reading options; the rest is the model's
+
+
+def cmd_forecast(a) -> int:
+    from .forecast import run_forecast, table
+    if a.predict:
+        return forecast_predict(a)
+    cfg = ForecastConfig.from_args(a)
+    out = a.out or f"runs/forecast-{Path(a.csv).stem if a.csv else 'goog'}"
+    res = run_forecast(cfg, a.csv, out)
+    print(table(res))
+    print(f"plot: {out}/forecast.png  model: {out}/forecast.safetensors "
+          f"(rnnkit forecast --predict {out} CSV)")
+    if a.json:
+        print(json.dumps(res.to_json()))
+    return 0
+
+
+def forecast_predict(a) -> int:
+    from .forecast import predict_file
+    fixed = sorted(k for k in given(a, ForecastConfig) if k not in PREDICT_KEEPS)
+    if fixed:
+        raise UsageError(f"--{fixed[0].replace('_', '-')} cannot be used with --predict: the saved model "
+                         "keeps its own settings")
+    if a.out:
+        raise UsageError("--out cannot be used with --predict: forecasts are printed")
+    if not a.csv:
+        raise UsageError("--predict RUN_DIR needs the CSV file of rows to forecast from")
+    r = predict_file(a.predict, a.csv, getattr(a, "columns", None), getattr(a, "date_column", None),
+                     getattr(a, "reverse", False))
+    h, t = r["horizon"], r["target"]
+    for f in r["forecasts"]:
+        print(f"line {f['line']}{' ' + f['date'] if f['date'] else ''}: {t} {f['last']:.6g} -> "
+              f"{f['forecast']:.6g} {h} step(s) later")
+    print(f"forecast of {t} {h} step(s) after the last row: {r['next']:.6g}")
+    if a.json:
+        print(json.dumps(r))
+    return 0
+
+
 def build_parser() -> Parser:
     p = Parser(prog="rnnkit", description="Recurrent neural networks on sequences, on PyTorch.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -173,6 +216,15 @@ def build_parser() -> Parser:
     ev.add_argument("--cold", type=int, default=0, metavar="N", help="also report the loss from zero state every N chars")
     ev.add_argument("--device", default="cpu")
     ev.set_defaults(func=cmd_eval)
+
+    fc = sub.add_parser("forecast", help="forecast a numeric series; compare with the naive forecast")
+    fc.add_argument("csv", nargs="?", metavar="CSV", help="CSV file (none: the built-in GOOG daily series)")
+    fc.add_argument("--out", metavar="RUN_DIR", help="where the model, forecast.png and metrics.json go "
+                    "(default: runs/forecast-NAME)")
+    fc.add_argument("--predict", metavar="RUN_DIR", help="apply the model saved in RUN_DIR to the rows of CSV")
+    fc.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    ForecastConfig.add_arguments(fc)
+    fc.set_defaults(func=cmd_forecast)
 
     co = sub.add_parser("corpora", help="list the built-in corpora")
     co.set_defaults(func=cmd_corpora)

@@ -187,3 +187,31 @@ class SampleConfig(Config):
     unknown: str = opt("error", "prime characters outside the vocabulary: error or skip",
                        choices=("error", "skip"))
     device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
+
+
+@dataclass
+class ForecastConfig(Config):
+    """Forecasting one column of a numeric series from windows of all features (rnnkit forecast)."""
+
+    target: str | None = opt(None, "column to forecast; none: the column named close, else the last")
+    features: str | None = opt(None, "comma-separated input columns; none: every numeric column")
+    columns: str | None = opt(None, "comma-separated names for the columns of a file without a header")
+    date_column: str | None = opt(None, "column of ISO dates; none: a column named date, time, datetime or timestamp")
+    reverse: bool = opt(False, "the file lists the newest row first and has no dates (as the lecture's)")
+    window: int = opt(7, "past steps the model sees", lo=1, hi=100_000)
+    horizon: int = opt(1, "forecast this many steps after the window's last step", lo=1, hi=100_000)
+    test_fraction: float = opt(0.3, "last fraction of the rows held out for testing", above=0.0, hi=0.9)
+    target_mode: str = opt("change", "change: predict the target's change since the window's last "
+                           "value; level: predict the value itself (the lecture)", choices=("change", "level"))
+    cell: str = opt("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
+    layers: int = opt(1, "stacked recurrent layers", lo=1, hi=16)
+    hidden: int = opt(32, "hidden units per layer", lo=1, hi=4096)
+    dropout: float = opt(0.0, "dropout between layers", lo=0.0, hi=0.95)
+    epochs: int = opt(30, "passes over the training windows", lo=1, hi=1_000_000)
+    val_fraction: float = opt(0.2, "last fraction of the training windows used to pick the best epoch "
+                              "(0: keep the last epoch)", lo=0.0, hi=0.5)
+    batch: int = opt(32, "windows per Adam step (0: all at once, as in the lecture)", lo=0)
+    lr: float = opt(1e-3, "Adam learning rate", above=0.0, hi=10.0)
+    seed: int = opt(0, "random seed (weights and shuffling)", lo=0, hi=2**63 - 1)
+    threads: int = opt(1, "CPU threads (0: PyTorch's default; one is fastest for models this small)",
+                       lo=0, hi=1024)

@@ -46,3 +46,34 @@ def plot_curves(metrics: Path, png: Path) -> None:
     fig.savefig(tmp)
     plt.close(fig)
     tmp.replace(png)
+
+
+def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: str, target: str) -> None:
+    """The whole series, the model's and the naive forecasts over the test part (rows), and a line at
+    the train/test boundary. x: dates or row numbers (N,); truth (N,); pred, naive (len(rows),)."""
+    fig, (ax, zoom) = plt.subplots(2, 1, figsize=(9, 6.5), dpi=110, height_ratios=(3, 2))
+    ax.plot(x, truth, color="black", lw=1, label="truth")
+    ax.plot(x[rows], pred, color="tab:red", lw=1, label="model")
+    ax.plot(x[rows], naive, color="tab:blue", lw=1, ls="--", alpha=0.8, label="naive (last value)")
+    ax.axvline(x[n_train], color="gray", ls=":", lw=1.5)
+    ax.text(x[n_train], 1.0, " test ->", transform=ax.get_xaxis_transform(), va="top", color="gray")
+    ax.text(x[n_train], 1.0, "<- train ", transform=ax.get_xaxis_transform(), va="top", ha="right", color="gray")
+    ax.set_title(title)
+    ax.set_ylabel(target)
+    ax.legend(loc="best")
+    # the last 60 test rows up close: at full scale the three curves overlap
+    tail = rows[-60:]
+    k = len(tail)
+    zoom.plot(x[tail], truth[tail], color="black", lw=1, marker=".", ms=3)
+    zoom.plot(x[tail], pred[-k:], color="tab:red", lw=1)
+    zoom.plot(x[tail], naive[-k:], color="tab:blue", lw=1, ls="--")
+    zoom.set_title(f"last {k} test rows", fontsize=9)
+    zoom.set_ylabel(target)
+    for a in (ax, zoom):
+        a.grid(alpha=0.3)
+        a.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(png)

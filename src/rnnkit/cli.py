@@ -35,7 +35,9 @@ def cmd_lab(a) -> int:
         for name, (_, desc) in LABS.items():
             print(f"{name:<14}{desc}")
         return 0
-    res = run_lab(a.name, LabOptions(seed=a.seed, cell=a.cell, epochs=a.epochs, stateful=a.stateful, data=a.data))
+    from .train import torch_threads
+    with torch_threads(1):  # tiny models: one thread is faster and immune to a busy machine
+        res = run_lab(a.name, LabOptions(seed=a.seed, cell=a.cell, epochs=a.epochs, stateful=a.stateful, data=a.data))
     print(f"lab {a.name}: {'reached its target' if res.reached else 'did NOT reach its target'}")
     return 0 if res.reached else 1
 

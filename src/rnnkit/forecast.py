@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -34,6 +33,7 @@ from torch import nn
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ForecastConfig, UsageError
 from .models import make_rnn
+from .train import torch_threads
 from .series import Series, load_series, read_table, table_series, date_column, resolve
 
 MODEL_FILE = "forecast.safetensors"
@@ -226,18 +226,6 @@ class ForecastResult:
                 "rows": len(self.series.values), "train_rows": self.n_train, "test_rows": len(self.rows),
                 "model": self.model, "naive": self.baseline, "skill": self.skill,
                 "beat_naive": self.beat_naive, "seconds": self.seconds, "run_dir": self.run_dir}
-
-
-@contextmanager
-def torch_threads(n: int):
-    """Run with n intra-op threads (0: leave PyTorch's choice), restored afterwards."""
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def seed_all(seed: int) -> None:

@@ -154,9 +154,11 @@ def lab_longseq(opts: LabOptions) -> LabResult:
     xs, ys = sliding_windows(ids, seq_len)
     x, y = torch.tensor(xs.copy()), torch.tensor(ys.copy())
     opts.log(f"{len(SENTENCE)} characters, vocabulary {len(vocab)}; windows x {tuple(x.shape)}, y {tuple(y.shape)}")
-    model = _model(vocab, opts, hidden=len(vocab) * 2, layers=2)
+    # The lecture uses hidden = vocabulary size (25) and lr 0.1; Adam at 0.1 diverged for some
+    # seeds, so rnnkit uses 64 units and lr 0.05 (10 of 10 seeds reach the target in 100 epochs).
+    model = _model(vocab, opts, hidden=64, layers=2)
     opts.log(summary(model, x.shape[0], seq_len))
-    fit(model, x, y, epochs, lr=0.1, clip=5.0, log=opts.log, log_every=10)
+    fit(model, x, y, epochs, lr=0.05, clip=5.0, log=opts.log, log_every=10)
     pred = predict(model, x)
     acc = (pred == y).float().mean().item()
     rebuilt = SENTENCE[0] + rebuild([vocab.decode(p.tolist()) for p in pred])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -21,6 +22,18 @@ from . import distributed
 from .config import RnnkitError, TrainConfig
 from .models import detach_state
 from .windows import PAD
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run with n intra-op threads (0: leave PyTorch's choice), restored afterwards."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

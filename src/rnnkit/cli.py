@@ -5,6 +5,7 @@
     rnnkit train --resume RUN             # continue exactly where it stopped
     rnnkit sample RUN --prime "ROMEO:"    # generate text
     rnnkit eval RUN FILE --json           # loss, bits per character, accuracy on any text
+    rnnkit report RUN [--text FILE]       # one HTML file: curves, samples, what the units track
     torchrun --nproc-per-node 2 -m rnnkit train FILE --out RUN   # data-parallel (DDP)
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import sys
 from pathlib import Path
 
-from .config import ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
+from .config import ModelConfig, ReportConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -129,6 +130,13 @@ def cmd_eval(a) -> int:
     return 0
 
 
+def cmd_report(a) -> int:
+    from .report import write_report
+    out = write_report(a.run, ReportConfig.from_args(a))
+    print(f"wrote {out} ({out.stat().st_size / 1024:,.0f} KB)")
+    return 0
+
+
 def cmd_corpora(a) -> int:
     from .corpus import SHAKESPEARE_INSTALL, list_corpora
     for name, desc, size in list_corpora():
@@ -173,6 +181,11 @@ def build_parser() -> Parser:
     ev.add_argument("--cold", type=int, default=0, metavar="N", help="also report the loss from zero state every N chars")
     ev.add_argument("--device", default="cpu")
     ev.set_defaults(func=cmd_eval)
+
+    rp = sub.add_parser("report", help="one HTML file: curves, samples, and what the hidden units track")
+    rp.add_argument("run", metavar="RUN_DIR")
+    ReportConfig.add_arguments(rp)
+    rp.set_defaults(func=cmd_report)
 
     co = sub.add_parser("corpora", help="list the built-in corpora")
     co.set_defaults(func=cmd_corpora)

@@ -7,6 +7,7 @@
     rnnkit eval RUN FILE --json           # loss, bits per character, accuracy on any text
     rnnkit forecast [CSV] --out RUN       # a series' next value, against the naive forecast
     rnnkit forecast --predict RUN CSV     # apply a saved forecaster to new rows
+    rnnkit report RUN [--text FILE]       # one HTML file: curves, samples, what the units track
     torchrun --nproc-per-node 2 -m rnnkit train FILE --out RUN   # data-parallel (DDP)
 """
 from __future__ import annotations
@@ -17,8 +18,7 @@ import math
 import sys
 from pathlib import Path
 
-from .config import ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
-from .config import ForecastConfig
+from .config import ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -134,6 +134,13 @@ def cmd_eval(a) -> int:
     return 0
 
 
+def cmd_report(a) -> int:
+    from .report import write_report
+    out = write_report(a.run, ReportConfig.from_args(a))
+    print(f"wrote {out} ({out.stat().st_size / 1024:,.0f} KB)")
+    return 0
+
+
 def cmd_corpora(a) -> int:
     from .corpus import SHAKESPEARE_INSTALL, list_corpora
     for name, desc, size in list_corpora():
@@ -227,6 +234,11 @@ def build_parser() -> Parser:
     fc.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     ForecastConfig.add_arguments(fc)
     fc.set_defaults(func=cmd_forecast)
+
+    rp = sub.add_parser("report", help="one HTML file: curves, samples, and what the hidden units track")
+    rp.add_argument("run", metavar="RUN_DIR")
+    ReportConfig.add_arguments(rp)
+    rp.set_defaults(func=cmd_report)
 
     co = sub.add_parser("corpora", help="list the built-in corpora")
     co.set_defaults(func=cmd_corpora)

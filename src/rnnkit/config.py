@@ -215,3 +215,18 @@ class ForecastConfig(Config):
     seed: int = opt(0, "random seed (weights and shuffling)", lo=0, hi=2**63 - 1)
     threads: int = opt(1, "CPU threads (0: PyTorch's default; one is fastest for models this small)",
                        lo=0, hi=1024)
+
+
+@dataclass
+class ReportConfig(Config):
+    """Building the HTML report of a run (rnnkit report)."""
+
+    text: str | None = opt(None, "text file for the coloured passage (default: the start of the validation split)")
+    out: str | None = opt(None, "output HTML file (default: RUN_DIR/report.html)")
+    chars: int = opt(1500, "characters of the coloured passage", lo=2, hi=20_000)
+    units: int = opt(6, "units listed per feature in the unit selector", lo=1, hi=64)
+    sample_chars: int = opt(300, "characters per sample at each temperature", lo=1, hi=20_000)
+    seed: int = opt(0, "random seed of the samples", lo=0, hi=2**63 - 1)
+    device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
+    threads: int = opt(1, "CPU threads while building (0: PyTorch's default); sampling one character "
+                       "at a time from a small model is fastest on one", lo=0, hi=1024)

@@ -19,7 +19,7 @@ run: setup
 	$(BIN)/rnnkit train --out runs/shakespeare --max-time 240
 	$(BIN)/rnnkit sample runs/shakespeare --prime "ROMEO:" --length 400 --temperature 0.8
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest -q
 
 test-slow: setup

@@ -48,6 +48,7 @@ def ws(tmp_path_factory, tiny_run, text_file) -> Path:
     (w / "wrongtype.json").write_text('{"hidden": "big"}')
     (w / "wrongtype2.json").write_text('{"max_steps": "ten", "hidden": 8}')
     (w / "range.json").write_text('{"dropout": 3.0}')
+    (w / "boolseed.json").write_text('{"seed": true}')
     (w / "bad.json").write_text('{"hidden": 16,')
     (w / "list.json").write_text("[1, 2]")
     return w
@@ -91,6 +92,8 @@ CASES = [
      r"wrongtype2\.json: --max-steps must be of type int"),
     ("train-config-out-of-range", ["train", "text.txt", "--out", "new", "--config", "range.json"], 2,
      r"range\.json: --dropout must be <= 0.95"),
+    ("train-config-bool-for-int", ["train", "text.txt", "--out", "new", "--config", "boolseed.json"], 2,
+     r"boolseed\.json: --seed must be of type int \(got True\)"),
     ("train-config-bad-json", ["train", "text.txt", "--out", "new", "--config", "bad.json"], 2, r"bad\.json: invalid JSON at line 1"),
     ("train-config-not-object", ["train", "text.txt", "--out", "new", "--config", "list.json"], 2, r"list\.json: .*JSON object"),
     ("train-config-missing", ["train", "text.txt", "--out", "new", "--config", "nope.json"], 2, r"nope\.json: no such file"),

@@ -57,7 +57,7 @@ def test_dynamic(seed):
     assert "lengths [4, 2, 3, 4, 7]" in log
 
 
-@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("seed", [0, 3])   # 3 diverged at the lecture's lr 0.1
 def test_longseq(seed):
     res, log = lab("longseq", seed)
     assert res.reached, log

@@ -156,7 +156,9 @@ def lab_longseq(opts: LabOptions) -> LabResult:
     opts.log(f"{len(SENTENCE)} characters, vocabulary {len(vocab)}; windows x {tuple(x.shape)}, y {tuple(y.shape)}")
     model = _model(vocab, opts, hidden=len(vocab) * 2, layers=2)
     opts.log(summary(model, x.shape[0], seq_len))
-    fit(model, x, y, epochs, lr=0.1, clip=5.0, log=opts.log, log_every=10)
+    # lr 0.05, not the lecture's 0.1: at 0.1 Adam diverged for seeds 2, 3, 6, 7, 9 of 0..9 (rebuilt
+    # sentence 2-144 characters wrong); 0.05 and 0.02 reach the target for all ten seeds.
+    fit(model, x, y, epochs, lr=0.05, clip=5.0, log=opts.log, log_every=10)
     pred = predict(model, x)
     acc = (pred == y).float().mean().item()
     rebuilt = SENTENCE[0] + rebuild([vocab.decode(p.tolist()) for p in pred])

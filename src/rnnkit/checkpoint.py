@@ -15,6 +15,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import struct
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{path}: pickle-based files are never loaded (they can run code); "
                               "rnnkit checkpoints are .safetensors")
     try:
+        if not stat.S_ISREG(path.stat().st_mode) and not path.is_dir():
+            # reading a FIFO or a device would block or never end
+            raise CheckpointError(f"{path}: not a regular file (a pipe or device), not a checkpoint")
         data = path.read_bytes()
     except IsADirectoryError:
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
@@ -162,8 +166,12 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
     """The first loadable checkpoint of a run directory (in `order`), or a file given directly.
     A damaged one is reported through `warn` and the next is tried."""
     target = Path(target)
-    if not target.exists():
+    try:
+        target.stat()
+    except FileNotFoundError:
         raise CheckpointError(f"{target}: no such run directory or checkpoint")
+    except OSError as e:  # a symlink loop, permissions
+        raise CheckpointError(f"{target}: cannot read ({e.strerror or e})")
     if not target.is_dir():
         return (target, *load_checkpoint(target))
     errors = []

@@ -56,6 +56,10 @@ def load_json_config(path: str) -> dict:
 def split_config(d: dict, where: str) -> tuple[TrainConfig, ModelConfig]:
     """A flat JSON config -> the train and model configs (unknown keys are errors)."""
     mkeys = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
+    allowed = mkeys | set(TrainConfig.__dataclass_fields__)
+    unknown = sorted(set(d) - allowed)
+    if unknown:  # checked here so the message lists the model keys too
+        raise UsageError(f"{where} has unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
     model = {k: v for k, v in d.items() if k in mkeys}
     train = {k: v for k, v in d.items() if k not in mkeys}
     return TrainConfig.from_dict(train, where), ModelConfig.from_dict(model, where)
@@ -111,6 +115,8 @@ def cmd_eval(a) -> int:
     from .distributed import pick_device
     from .lm import LN2, cold_loss, evaluate_ids
     import tempfile
+    if a.cold < 0:
+        raise UsageError(f"--cold must be >= 0 (got {a.cold})")
     device = pick_device(a.device)
     model, vocab, meta = load_model(a.run, device, warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
     encoding = "bytes" if vocab.kind == "bytes" else "utf-8"
@@ -121,6 +127,8 @@ def cmd_eval(a) -> int:
             raise UsageError(f"{a.file}: needs at least 2 characters to evaluate")
         total, count, correct = evaluate_ids(model, ids, streams=1, chunk=1024, device=device)
         result = {"loss": total / count, "bpc": total / count / LN2, "accuracy": correct / count, "chars": count}
+        if a.cold and len(ids) - 1 < a.cold:
+            raise UsageError(f"--cold {a.cold} is longer than {a.file} ({len(ids) - 1} predictions); lower it")
         if a.cold:
             result["cold_loss"] = cold_loss(model, ids, a.cold, device)
             result["cold_bpc"] = result["cold_loss"] / LN2

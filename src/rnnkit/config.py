@@ -94,8 +94,11 @@ class Config:
         if unknown:
             raise UsageError(f"{where} has unknown key(s) {', '.join(unknown)}; "
                              f"allowed: {', '.join(sorted(names))}")
-        values = {k: _check_type(k, v, hints[k]) for k, v in d.items()}
-        return cls(**values).validate()
+        try:
+            values = {k: _check_type(k, v, hints[k]) for k, v in d.items()}
+            return cls(**values).validate()
+        except UsageError as e:  # say which file (or checkpoint) holds the bad value
+            raise UsageError(f"{where}: {e}") from None
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, skip: tuple = ()) -> None:

@@ -219,11 +219,11 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
         torch.set_num_threads(tcfg.threads)
     torch.manual_seed(tcfg.seed + d.rank)
     run = Run(out, d, quiet)
+    sources = resolve_sources(tcfg.files, tcfg.corpus)  # bad input is refused before the run dir exists
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         clean_temporaries(out)
     distributed.barrier(d)
-    sources = resolve_sources(tcfg.files, tcfg.corpus)
     vocab_in = Vocab.from_json(ckpt[1]["vocab"]) if ckpt else None
     if d.main:
         ids, vocab = load_ids(sources, tcfg.encoding, out / "data", vocab_in)

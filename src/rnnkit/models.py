@@ -62,7 +62,8 @@ class SequenceModel(nn.Module):
 
         With `lengths` (B,), rows are padded sequences of those lengths: they are packed so the
         recurrence stops at each row's end, and the returned state is each row's state at its end.
-        Logits at padded positions are zero; mask them in the loss (targets = windows.PAD).
+        At padded positions the recurrent output is zero, so the logits there are the head's bias
+        alone; mask them in the loss (targets = windows.PAD).
         """
         x = self.inputs(ids)
         if lengths is not None:

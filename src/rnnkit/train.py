@@ -227,6 +227,7 @@ class Trainer:
         elif s.horizon is None and cfg.max_steps is not None:
             s.horizon = cfg.max_steps
         start, start_elapsed, start_step, window_t, window_step = time.time(), s.elapsed, s.step, time.time(), s.step
+        saved_at = None  # the step `last` was written at, so the final save does not repeat it
         with SignalFlag() as flag:
             while (why := self.should_stop()) is None:
                 loss, signalled = self.step(flag)
@@ -248,9 +249,10 @@ class Trainer:
                     raise Interrupted(flag.signum or signal.SIGTERM, s.step)
                 if s.step % cfg.save_every == 0 and h.save:
                     h.save(s, "last")
+                    saved_at = s.step
         if s.step % cfg.eval_every != 0:
             self.evaluate()
-        if h.save:
+        if h.save and saved_at != s.step:
             h.save(s, "last")
         return why
 

@@ -53,6 +53,9 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
     if origin is list:
         if not isinstance(value, list):
             raise UsageError(f"{flag_name(name)} must be a list (got {value!r})")
+        kind = args[0] if args else None
+        if kind in (int, float, str) and any(type(v) is not kind for v in value):
+            raise UsageError(f"{flag_name(name)} must be a list of {kind.__name__} (got {value!r})")
         return value
     if hint in (int, float, str, bool) and (type(value) is not hint):
         raise UsageError(f"{flag_name(name)} must be of type {hint.__name__} (got {value!r})")
@@ -145,7 +148,7 @@ class ModelConfig(Config):
 class TrainConfig(Config):
     """Training a character language model (rnnkit train)."""
 
-    files: list = opt([], "text files to train on (none: the built-in corpus)", cli=False)
+    files: list[str] = opt([], "text files to train on (none: the built-in corpus)", cli=False)
     corpus: str = opt("shakespeare", "built-in corpus used when no FILE is given")
     encoding: str = opt("utf-8", "read text as strict UTF-8 characters or raw bytes",
                         choices=("utf-8", "bytes"))

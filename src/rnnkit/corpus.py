@@ -186,7 +186,8 @@ def load_ids(sources: list[Source], encoding: str, cache_dir: Path,
     if vocab is not None:
         extra = [c for c in found.symbols if c not in vocab.index]
         if extra:
-            raise UsageError(f"the text has {len(extra)} character(s) the checkpoint's vocabulary lacks: "
+            names = ", ".join(s.name for s in sources[:3]) + (" ..." if len(sources) > 3 else "")
+            raise UsageError(f"{names}: {len(extra)} character(s) the checkpoint's vocabulary lacks: "
                              f"{', '.join(map(repr, extra[:20]))}; train a new run for this text")
     else:
         vocab = found

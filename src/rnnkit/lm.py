@@ -212,6 +212,8 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
         tcfg, mcfg, path, tensors, meta = resume_configs(out, given, warn)
         ckpt = (tensors, meta, path)
     else:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out} is a file, not a run directory; choose another --out")
         if (out / "last.safetensors").exists() or (out / "best.safetensors").exists():
             raise UsageError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
     tcfg.validate()

@@ -98,7 +98,7 @@ CASES = [
     ("train-config-not-object", ["train", "text.txt", "--out", "new", "--config", "list.json"], 2, r"list\.json: .*JSON object"),
     ("train-config-missing", ["train", "text.txt", "--out", "new", "--config", "nope.json"], 2, r"nope\.json: no such file"),
     ("train-out-is-a-run", ["train", "text.txt", "--out", RUN], 2, r"already holds a run; continue it with --resume"),
-    ("train-out-is-a-file", ["train", "text.txt", "--out", "afile", "--max-steps", "1"], 1, r"afile"),
+    ("train-out-is-a-file", ["train", "text.txt", "--out", "afile", "--max-steps", "1"], 2, r"--out afile is a file, not a run directory"),
     # train --resume
     ("resume-no-checkpoint", ["train", "--resume", "norun"], 2, r"norun: holds no rnnkit checkpoint"),
     ("resume-missing", ["train", "--resume", "nowhere"], 2, r"nowhere: no such run directory"),

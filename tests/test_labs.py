@@ -121,4 +121,4 @@ def test_cli_lab_list(cli):
     r = cli("lab", "--list")
     assert r.rc == 0, r
     names = [line.split()[0] for line in r.out.splitlines() if line.strip()]
-    assert names == list(LABS) == ["hello", "charseq", "softmax-only", "longseq", "dynamic"]
+    assert names == list(LABS) == ["hello", "charseq", "softmax-only", "longseq", "dynamic", "stock"]

@@ -107,6 +107,7 @@ def test_every_crash_point_of_a_save_leaves_last_whole(monkeypatch, run):
         clean_temporaries(d)                                      # what a restart does first
         assert temporaries(d) == []
     assert len(points) >= 6, points                               # write, fsync, link, 2 renames, ...
+    print(f"save: {len(points)} crash points, `last` whole after each")
     # a restart resumes (once is enough: the directories above differ only in which checkpoint `last` is)
     res = train_lm(None, None, d, resume=True, given={"max_steps": old + 3}, quiet=True)
     assert res["step"] == old + 3 and temporaries(d) == []
@@ -131,6 +132,7 @@ def test_a_crash_after_falling_back_to_prev_keeps_a_good_checkpoint(monkeypatch,
         if not crashed:
             break
     assert n > 5
+    print(f"fallback: {n - 1} crash points, a good checkpoint after each")
 
 
 # ---- real processes killed with SIGKILL --------------------------------------------------------

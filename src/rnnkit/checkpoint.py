@@ -100,9 +100,23 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     tmp = tmp_name(path)
     write_synced(tmp, data)  # complete on disk before anything is renamed
     if keep_previous is not None and path.exists():
-        os.replace(path, keep_previous)
+        keep_copy(path, keep_previous)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def keep_copy(path: Path, keep: Path) -> None:
+    """Make `keep` the file `path` is now, while `path` stays in place: a hard link renamed over
+    `keep`, so at every instant both names hold a whole checkpoint (a crash between two renames
+    cannot leave `path` missing). Where hard links are not supported, `path` is renamed."""
+    link = tmp_name(keep)
+    try:
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+    except OSError:
+        os.replace(path, keep)
+        return
+    os.replace(link, keep)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -112,12 +126,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{path}: pickle-based files are never loaded (they can run code); "
                               "rnnkit checkpoints are .safetensors")
     try:
-        if not stat.S_ISREG(path.stat().st_mode) and not path.is_dir():
-            # reading a FIFO or a device would block or never end
-            raise CheckpointError(f"{path}: not a regular file (a pipe or device), not a checkpoint")
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+        if not stat.S_ISREG(st.st_mode):  # a pipe would block the read forever
+            raise CheckpointError(f"{path}: not a regular file (a pipe or device); pass a checkpoint file")
         data = path.read_bytes()
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror or e})")
     damaged = f"{path}: damaged or not an rnnkit checkpoint"
@@ -137,7 +151,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if not isinstance(meta, dict) or _digest(meta_json, tensors) != digest:
         raise CheckpointError(f"{damaged} (checksum mismatch: truncated or modified)")
     schema = meta.get("schema")
-    if not isinstance(schema, int) or schema > SCHEMA:
+    if type(schema) is not int or schema < 1:
+        raise CheckpointError(f"{path}: no valid schema version ({schema!r}); not an rnnkit checkpoint")
+    if schema > SCHEMA:
         raise CheckpointError(f"{path}: written by a newer rnnkit (schema {schema}, this one reads "
                               f"<= {SCHEMA}); upgrade rnnkit")
     return tensors, upgrade(meta)
@@ -192,6 +208,16 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
     extra = f" (found {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
     raise CheckpointError(f"{target}: holds no rnnkit checkpoint{extra}; train one with "
                           f"`rnnkit train --out {target}`")
+
+
+def set_aside(path: Path) -> Path | None:
+    """Rename a damaged checkpoint to NAME.damaged (kept for inspection), so that the next save
+    never rotates it into `prev`, the good fallback. Returns the new name, or None if absent."""
+    if not path.exists():
+        return None
+    aside = path.with_name(path.name + ".damaged")
+    os.replace(path, aside)
+    return aside
 
 
 def clean_temporaries(run_dir: Path) -> None:

@@ -116,7 +116,7 @@ def cmd_eval(a) -> int:
     from .lm import LN2, cold_loss, evaluate_ids
     import tempfile
     if a.cold < 0:
-        raise UsageError(f"--cold must be >= 0 (got {a.cold})")
+        raise UsageError(f"--cold must be >= 0 characters (got {a.cold}); 0 turns it off")
     device = pick_device(a.device)
     model, vocab, meta = load_model(a.run, device, warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
     encoding = "bytes" if vocab.kind == "bytes" else "utf-8"
@@ -125,10 +125,11 @@ def cmd_eval(a) -> int:
         ids, _ = load_ids([src], encoding, Path(tmp), vocab)
         if len(ids) < 2:
             raise UsageError(f"{a.file}: needs at least 2 characters to evaluate")
+        if a.cold > len(ids) - 1:
+            raise UsageError(f"--cold {a.cold} is longer than {a.file} ({len(ids) - 1} characters to "
+                             "predict); use a smaller N")
         total, count, correct = evaluate_ids(model, ids, streams=1, chunk=1024, device=device)
         result = {"loss": total / count, "bpc": total / count / LN2, "accuracy": correct / count, "chars": count}
-        if a.cold and len(ids) - 1 < a.cold:
-            raise UsageError(f"--cold {a.cold} is longer than {a.file} ({len(ids) - 1} predictions); lower it")
         if a.cold:
             result["cold_loss"] = cold_loss(model, ids, a.cold, device)
             result["cold_bpc"] = result["cold_loss"] / LN2
@@ -254,6 +255,8 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):  # a file name that is not UTF-8, or a lone surrogate in
+        sys.stdout.reconfigure(errors="backslashreplace")  # generated text, prints escaped: no traceback
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -50,12 +50,9 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if origin is list:
-        if not isinstance(value, list):
-            raise UsageError(f"{flag_name(name)} must be a list (got {value!r})")
-        kind = args[0] if args else None
-        if kind in (int, float, str) and any(type(v) is not kind for v in value):
-            raise UsageError(f"{flag_name(name)} must be a list of {kind.__name__} (got {value!r})")
+    if origin is list or hint is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"{flag_name(name)} must be a list of strings (got {value!r})")
         return value
     if hint in (int, float, str, bool) and (type(value) is not hint):
         raise UsageError(f"{flag_name(name)} must be of type {hint.__name__} (got {value!r})")

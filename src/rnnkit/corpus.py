@@ -138,7 +138,7 @@ def fingerprint(sources: list[Source], encoding: str) -> str:
     h = hashlib.sha256(encoding.encode())
     for s in sources:
         st = s.path.stat()
-        h.update(f"{s.path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(f"{s.path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:16]
 
 
@@ -177,9 +177,14 @@ def load_ids(sources: list[Source], encoding: str, cache_dir: Path,
     key = fingerprint(sources, encoding)
     ids_path, meta_path = cache_dir / f"ids-{key}.npy", cache_dir / f"ids-{key}.json"
     if ids_path.exists() and meta_path.exists():
-        cached = Vocab.from_json(json.loads(meta_path.read_text()))
-        if vocab is None or cached == vocab:
-            return np.load(ids_path, mmap_mode="r"), cached
+        try:
+            cached = Vocab.from_json(json.loads(meta_path.read_text()))
+            ids = np.load(ids_path, mmap_mode="r")
+            fits = ids.ndim == 1 and ids.dtype == cached.dtype
+        except (ValueError, OSError, UsageError):  # a torn or damaged cache: build it again
+            fits = False
+        if fits and (vocab is None or cached == vocab):
+            return ids, cached
     found, total = build_vocab(sources, encoding)
     if total == 0:
         raise UsageError("the input holds no text")
@@ -192,5 +197,7 @@ def load_ids(sources: list[Source], encoding: str, cache_dir: Path,
     else:
         vocab = found
     ids = encode_to_file(sources, encoding, vocab, total, ids_path)
-    meta_path.write_text(json.dumps(vocab.to_json()))
+    tmp = meta_path.with_name(meta_path.name + ".tmp")
+    tmp.write_text(json.dumps(vocab.to_json()))
+    os.replace(tmp, meta_path)  # whole or absent: a torn file would break the next start
     return ids, vocab

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,7 +298,7 @@ def load_forecaster(target: str) -> tuple[Forecaster, Scaler, ForecastConfig, di
     """A saved forecaster from a run directory (its forecast.safetensors) or the file itself."""
     p = Path(target)
     path = p / MODEL_FILE if p.is_dir() else p
-    if not path.exists():
+    if not os.path.lexists(path):  # a symlink loop goes on to load_checkpoint, which names it
         raise UsageError(f"{target}: no forecast model here ({MODEL_FILE}); train one with "
                          f"`rnnkit forecast [CSV] --out {target}`")
     tensors, meta = load_checkpoint(path)
@@ -308,7 +309,10 @@ def load_forecaster(target: str) -> tuple[Forecaster, Scaler, ForecastConfig, di
         model = Forecaster(len(meta["features"]), cfg.cell, cfg.hidden, cfg.layers, cfg.dropout)
         model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
         scaler = Scaler.from_dict(meta["scaler"])
-    except (UsageError, KeyError, RuntimeError) as e:
+        if not (len(scaler.lo) == len(scaler.hi) == len(scaler.columns)
+                and set(meta["features"]) | {meta["target"]} <= set(scaler.columns)):
+            raise ValueError("the scaler does not cover the features and the target")
+    except (UsageError, KeyError, RuntimeError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({str(e).splitlines()[0]})")
     return model.eval(), scaler, cfg, meta
 

@@ -8,10 +8,12 @@ The CLI's `rnnkit train` is this function; under torchrun it trains with DDP (se
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -22,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
 from .checkpoint import (CheckpointError, clean_temporaries, find_checkpoint, model_meta, prefixed,
-                         save_checkpoint, build_model)
+                         save_checkpoint, build_model, set_aside)
 from .config import ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
 from .corpus import load_ids, resolve_sources
 from .models import SequenceModel, count_params
@@ -94,6 +96,17 @@ def ddp_evaluate(model: nn.Module, ids: np.ndarray, d: distributed.Dist, streams
     return (t[0] / t[1]).item() if t[1] > 0 else float("nan")
 
 
+@contextmanager
+def writing(path: Path):
+    """A failed write of a log or config file (a full disk) as one line naming the file."""
+    try:
+        yield
+    except OSError as e:
+        why = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise RnnkitError(f"could not write {path}: {why}; the checkpoints written so far are intact, "
+                          "free space and continue with --resume") from None
+
+
 class Run:
     """A run directory: metrics log, checkpoints, the id cache. Only rank 0 writes."""
 
@@ -126,7 +139,7 @@ class Run:
 
     def record(self, rec: dict) -> None:
         if self.d.main:
-            with open(self.out / "metrics.jsonl", "a") as f:
+            with writing(self.out / "metrics.jsonl"), open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
 
 
@@ -180,10 +193,34 @@ def restore_trainer(tensors: dict, info: dict, model: nn.Module, opt: torch.opti
     return s
 
 
+def restore_checked(ckpt: tuple, model: nn.Module, opt: torch.optim.Optimizer, d: distributed.Dist,
+                    rows: slice) -> TrainState:
+    """restore_trainer, with a CheckpointError naming the file when the saved training state does not
+    fit the model (it would otherwise fail with a traceback at the first step)."""
+    tensors, meta, path = ckpt
+    try:
+        s = restore_trainer(tensors, meta["state"], model, opt, d, rows)
+    except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: training state does not fit the model ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})")
+    diffs = [f"optimizer {k} of a {tuple(p.shape)} weight has shape {tuple(v.shape)}"
+             for p, st in opt.state.items() for k, v in st.items()
+             if torch.is_tensor(v) and v.dim() > 0 and v.shape != p.shape]
+    want = (model.config.layers, rows.stop - rows.start, model.config.hidden)
+    parts = s.carried if isinstance(s.carried, tuple) else (s.carried,) if s.carried is not None else ()
+    if parts and len(parts) != (2 if model.config.cell == "lstm" else 1):
+        diffs.append(f"carried state has {len(parts)} part(s), a {model.config.cell} carries "
+                     f"{2 if model.config.cell == 'lstm' else 1}")
+    diffs += [f"carried state has shape {tuple(t.shape)}, the model needs {want}" for t in parts if tuple(t.shape) != want]
+    if diffs:
+        raise CheckpointError(f"{path}: training state does not fit the model: " + "; ".join(diffs[:4]))
+    return s
+
+
 def resume_configs(out: Path, given: dict, warn: Callable[[str], None]) -> tuple[TrainConfig, ModelConfig, Path, dict, dict]:
     path, tensors, meta = find_checkpoint(out, ("last", "prev"), warn)
-    if meta.get("kind") != "charlm" or "train" not in meta:
-        raise CheckpointError(f"{path}: not a resumable rnnkit training checkpoint")
+    if meta.get("kind") != "charlm" or not isinstance(meta.get("train"), dict) or not isinstance(meta.get("state"), dict):
+        raise CheckpointError(f"{path}: not a resumable rnnkit training checkpoint (no training state)")
     fixed = sorted(k for k in given if k not in RESUMABLE)
     if fixed:
         flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
@@ -221,7 +258,7 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
         torch.set_num_threads(tcfg.threads)
     torch.manual_seed(tcfg.seed + d.rank)
     run = Run(out, d, quiet)
-    sources = resolve_sources(tcfg.files, tcfg.corpus)  # bad input is refused before the run dir exists
+    sources = resolve_sources(tcfg.files, tcfg.corpus)  # bad input refused before anything is written
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
         clean_temporaries(out)
@@ -241,7 +278,11 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     model = build_model(ckpt[0], ckpt[1], ckpt[2], d.device)[0] if ckpt else SequenceModel(mcfg).to(d.device)
     net = DistributedDataParallel(model) if d.active else model
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    state = restore_trainer(ckpt[0], ckpt[1]["state"], model, opt, d, batches.rows) if ckpt else None
+    state = restore_checked(ckpt, model, opt, d, batches.rows) if ckpt else None
+    if ckpt and d.main and ckpt[2].name != "last.safetensors":  # `last` was damaged: never rotate it into prev
+        aside = set_aside(out / "last.safetensors")
+        if aside:
+            warn(f"the damaged last checkpoint is kept as {aside.name}")
     split = (f"train {len(train_ids):,} chars (first {1 - tcfg.val_fraction:.0%}), "
              f"validation {len(val_ids):,} chars (last {tcfg.val_fraction:.0%})")
     src = ", ".join(tcfg.files) if tcfg.files else f"built-in corpus '{tcfg.corpus}'"
@@ -251,8 +292,9 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     if ckpt:
         run.say(f"resuming {out} at step {state.step}")
     if d.main:
-        (out / "config.json").write_text(json.dumps({"train": tcfg.to_dict(), "model": mcfg.to_dict(),
-                                                     "vocab_size": len(vocab)}, indent=2))
+        with writing(out / "config.json"):
+            (out / "config.json").write_text(json.dumps({"train": tcfg.to_dict(), "model": mcfg.to_dict(),
+                                                         "vocab_size": len(vocab)}, indent=2))
 
     def evaluate(s: TrainState) -> float:
         n = len(val_ids) if not tcfg.eval_chars else min(len(val_ids), tcfg.eval_chars)

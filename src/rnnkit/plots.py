@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +27,18 @@ def read_metrics(path: Path) -> list[dict]:
     return out
 
 
+def save(fig, png: Path) -> None:
+    """Write the figure atomically. Characters the font lacks (a CJK file name in a title) are drawn
+    as boxes without a warning on stderr."""
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.tight_layout()
+        fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(png)
+
+
 def plot_curves(metrics: Path, png: Path) -> None:
     """Train and validation loss (bits per character) against characters seen."""
     recs = read_metrics(metrics)
@@ -41,11 +54,7 @@ def plot_curves(metrics: Path, png: Path) -> None:
     ax.set_title(f"{metrics.parent.name}: learning curves")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(png)
+    save(fig, png)
 
 
 def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: str, target: str) -> None:
@@ -72,8 +81,4 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
     for a in (ax, zoom):
         a.grid(alpha=0.3)
         a.tick_params(axis="x", labelrotation=20)
-    fig.tight_layout()
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(png)
+    save(fig, png)

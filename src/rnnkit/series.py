@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -80,10 +81,16 @@ def _comment_header(comment: str) -> Optional[list[str]]:
 
 def read_text_lines(path: str) -> list[str]:
     p = Path(path)
-    if not p.exists():
+    try:
+        st = p.stat()
+    except FileNotFoundError:
         raise UsageError(f"{path}: no such file")
-    if p.is_dir():
+    except OSError as e:  # a symlink loop, permissions
+        raise UsageError(f"{path}: cannot read ({e.strerror or e})")
+    if stat.S_ISDIR(st.st_mode):
         raise UsageError(f"{path}: is a directory, not a CSV file")
+    if not stat.S_ISREG(st.st_mode):  # reading a pipe would wait for a writer forever
+        raise UsageError(f"{path}: not a regular file (a pipe or device); save the rows to a file")
     try:
         return p.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as e:

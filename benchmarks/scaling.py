@@ -42,7 +42,8 @@ def free_port() -> int:
 
 def train(procs: int, data: str, out: Path, steps: int, log_every: int) -> list[float]:
     """One run; returns the chars/s of every logged window after the first."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    path = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=path)  # this checkout's rnnkit
     launcher = [sys.executable, "-m", "rnnkit"] if procs == 1 else \
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs),
          "--master-port", str(free_port()), "-m", "rnnkit"]

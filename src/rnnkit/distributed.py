@@ -5,6 +5,8 @@
              --rdzv-endpoint HOST:29500 -m rnnkit train FILE --out RUN   # on each of 2 machines
 
 Under torchrun (even with one process) rnnkit joins a process group: gloo on CPUs, nccl on GPUs.
+On several machines the run directory must be on a filesystem they share: rank 0 writes the
+checkpoints and every rank resumes from them.
 Without torchrun's variables everything here is a no-op for a world of one process.
 
 A collective waits at most RNNKIT_DIST_TIMEOUT seconds (default 600) for the other ranks; a rank

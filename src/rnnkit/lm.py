@@ -238,8 +238,21 @@ def train_lm(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig], out: str 
     d = distributed.setup((given or {}).get("device", tcfg.device if tcfg else "auto"))
     try:
         return _train_lm(tcfg, mcfg, out, resume, given or {}, quiet, hooks or Hooks(), d)
+    except torch.distributed.DistError as e:  # a collective failed: another rank died or hung
+        raise distributed.lost_peer(d, e) from None
     finally:
-        distributed.teardown(d)
+        distributed.teardown(d, sys.exc_info()[2])
+
+
+def load_ids_in_turn(sources, encoding: str, cache: Path, vocab: Optional[Vocab], d: distributed.Dist):
+    """The id cache is built once: rank 0 first, then the first process of every other machine
+    (when the run directory is not shared), then everyone else reads it. No two writers at once."""
+    turns = (d.rank == 0, d.rank != 0 and d.local_rank == 0, d.local_rank != 0)
+    for mine in turns:
+        if mine:
+            ids, vocab_out = load_ids(sources, encoding, cache, vocab)
+        distributed.barrier(d)
+    return ids, vocab_out
 
 
 def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hooks: Hooks, d: distributed.Dist) -> dict:
@@ -264,11 +277,7 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
         clean_temporaries(out)
     distributed.barrier(d)
     vocab_in = Vocab.from_json(ckpt[1]["vocab"]) if ckpt else None
-    if d.main:
-        ids, vocab = load_ids(sources, tcfg.encoding, out / "data", vocab_in)
-    distributed.barrier(d)
-    if not d.main:
-        ids, vocab = load_ids(sources, tcfg.encoding, out / "data", vocab_in)
+    ids, vocab = load_ids_in_turn(sources, tcfg.encoding, out / "data", vocab_in, d)
     train_ids, val_ids = split_ids(ids, tcfg.val_fraction)
     mcfg = dataclasses.replace(mcfg, vocab_size=len(vocab)).validate()
     if tcfg.batching == "streams":
@@ -276,7 +285,9 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     else:
         batches = RandomWindows(train_ids, tcfg.batch, tcfg.seq_len, tcfg.seed, d.rank, d.world)
     model = build_model(ckpt[0], ckpt[1], ckpt[2], d.device)[0] if ckpt else SequenceModel(mcfg).to(d.device)
-    net = DistributedDataParallel(model) if d.active else model
+    # DDP copies rank 0's weights to every rank here and averages the gradients in backward()
+    net = DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None) \
+        if d.active else model
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     state = restore_checked(ckpt, model, opt, d, batches.rows) if ckpt else None
     if ckpt and d.main and ckpt[2].name != "last.safetensors":  # `last` was damaged: never rotate it into prev
@@ -287,8 +298,9 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
              f"validation {len(val_ids):,} chars (last {tcfg.val_fraction:.0%})")
     src = ", ".join(tcfg.files) if tcfg.files else f"built-in corpus '{tcfg.corpus}'"
     run.say(f"data: {src}; {split}; vocabulary {len(vocab)} ({tcfg.encoding})")
+    procs = f", {d.world} process{'es' if d.world > 1 else ''} ({d.backend})" if d.active else ""
     run.say(f"model: {mcfg.cell} x{mcfg.layers}, hidden {mcfg.hidden}, embed {mcfg.embed or 'one-hot'}, "
-            f"{count_params(model):,} parameters on {d.device}" + (f", {d.world} processes" if d.active else ""))
+            f"{count_params(model):,} parameters on {d.device}{procs}")
     if ckpt:
         run.say(f"resuming {out} at step {state.step}")
     if d.main:

@@ -155,8 +155,10 @@ class Trainer:
         self.autocast = dict(device_type=d.device.type, dtype=torch.bfloat16,
                              enabled=cfg.bf16 and d.device.type == "cuda")
 
-    def step(self, flag: SignalFlag) -> tuple[float, bool]:
-        """One optimizer step; returns (global mean loss, whether any rank was signalled)."""
+    def step(self, flag: SignalFlag, clock: Optional[Callable[[], float]] = None) -> tuple[float, bool]:
+        """One optimizer step; returns (global mean loss, whether any rank was signalled).
+        `clock()` is this rank's training time; the ranks' mean becomes `state.elapsed`, so every
+        rank takes the same --max-time decisions and the same schedule length."""
         s, cfg = self.state, self.cfg
         if not self.batches.carries_state or self.batches.starts_epoch(s.step):
             s.carried = None
@@ -170,10 +172,14 @@ class Trainer:
         loss = self.loss_fn(logits, y)
         if self.hooks.inject:
             loss = self.hooks.inject(s.step, loss)
-        # one small all-reduce per step: the global loss and whether any rank must stop
+        # one small all-reduce per step: the global loss, whether any rank must stop, the clock
+        local = loss.item()
         shared = distributed.all_reduce_sum(self.d, torch.tensor(
-            [loss.item(), float(flag.signum != 0), float(not math.isfinite(loss.item()))]))
-        mean_loss, signalled, bad = shared[0].item() / self.d.world, shared[1].item() > 0, shared[2].item() > 0
+            [local, float(flag.signum != 0), float(not math.isfinite(local)), clock() if clock else s.elapsed],
+            dtype=torch.float64))
+        w = self.d.world
+        mean_loss, signalled, bad = shared[0].item() / w, shared[1].item() > 0, shared[2].item() > 0
+        s.elapsed = shared[3].item() / w
         if bad:
             raise NonFiniteLoss(f"non-finite loss at step {s.step + 1} (lr {lr:.3g}); stopped without "
                                 "updating the weights; the last checkpoint is intact. Lower --lr or --clip")
@@ -230,8 +236,7 @@ class Trainer:
         saved_at = None  # the step `last` was written at, so the final save does not repeat it
         with SignalFlag() as flag:
             while (why := self.should_stop()) is None:
-                loss, signalled = self.step(flag)
-                s.elapsed = start_elapsed + time.time() - start
+                loss, signalled = self.step(flag, clock=lambda: start_elapsed + time.time() - start)
                 if s.horizon is None and (s.step - start_step >= 20 or s.elapsed > 10):
                     self.fix_horizon((s.step - start_step) / max(1e-9, s.elapsed - start_elapsed))
                 if s.step % cfg.log_every == 0 or s.step == 1:

@@ -125,7 +125,7 @@ OTHERS = [
     ("train: fifo", ["train", "pipe", "--out", "r"], 2, "pipe: not a regular file (a pipe or device)"),
     ("train: symlink loop", ["train", "loop", "--out", "r"], 2, "loop: cannot read (Too many levels of symbolic links)"),
     ("train: 0-byte text", ["train", "empty.txt", "--out", "r"], 2, "empty.txt: file is empty"),
-    ("train: --out is a file", ["train", "text.txt", "--out", "a file", "--max-steps", "1"], 1, "a file"),
+    ("train: --out is a file", ["train", "text.txt", "--out", "a file", "--max-steps", "1"], 2, "--out a file is a file, not a run directory"),
     ("train: resume a fifo", ["train", "--resume", "pipe"], 2, "pipe: not a regular file"),
     ("train: resume a symlink loop", ["train", "--resume", "loop"], 2, "loop: cannot read"),
     ("train: resume a 0-byte checkpoint", ["train", "--resume", "zero-run"], 2, "last.safetensors: damaged or not an rnnkit checkpoint (only 0 bytes)"),

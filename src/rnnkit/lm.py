@@ -223,7 +223,9 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     if ckpt:
         model.load_state_dict(unprefixed("model", ckpt[0]))
     net = DistributedDataParallel(model) if d.active else model
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    # fused: one pass over each parameter instead of ~10 elementwise kernels (CPU and CUDA)
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
+                            fused=d.device.type in ("cpu", "cuda"))
     state = restore_trainer(ckpt[0], ckpt[1]["state"], model, opt, d, batches.rows) if ckpt else None
     split = (f"train {len(train_ids):,} chars (first {1 - tcfg.val_fraction:.0%}), "
              f"validation {len(val_ids):,} chars (last {tcfg.val_fraction:.0%})")

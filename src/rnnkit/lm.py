@@ -288,7 +288,9 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     # DDP copies rank 0's weights to every rank here and averages the gradients in backward()
     net = DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None) \
         if d.active else model
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    # fused: one pass over each parameter instead of ~10 elementwise kernels (CPU and CUDA)
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
+                            fused=d.device.type in ("cpu", "cuda"))
     state = restore_checked(ckpt, model, opt, d, batches.rows) if ckpt else None
     if ckpt and d.main and ckpt[2].name != "last.safetensors":  # `last` was damaged: never rotate it into prev
         aside = set_aside(out / "last.safetensors")

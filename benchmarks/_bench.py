@@ -1,0 +1,64 @@
+"""Shared by the benchmark scripts: the repo's source on the path, the benchmark model, and timing
+of interleaved blocks (candidate and reference alternate, so a busy machine slows both alike)."""
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+
+import torch  # noqa: E402
+
+from rnnkit.config import ModelConfig  # noqa: E402
+from rnnkit.models import SequenceModel  # noqa: E402
+
+
+def model_config(hidden: int, vocab_size: int = 65) -> ModelConfig:
+    """The benchmark model: Embedding(65, 64) -> 2-layer LSTM -> Linear(65)."""
+    return ModelConfig(vocab_size=vocab_size, cell="lstm", layers=2, hidden=hidden, embed=64, dropout=0.0)
+
+
+def make_model(hidden: int, vocab_size: int = 65, seed: int = 0) -> SequenceModel:
+    torch.manual_seed(seed)
+    return SequenceModel(model_config(hidden, vocab_size))
+
+
+def need_data() -> Path:
+    if not DATA.exists():
+        sys.exit(f"benchmark data not found: {DATA} (put tinyshakespeare.txt there)")
+    return DATA
+
+
+def interleaved(runs: dict[str, Callable[[], float]], blocks: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Call each block function in turn, `warmup` + `blocks` rounds; each returns units/s.
+    Returns the rates of the timed rounds per name."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(warmup + blocks):
+        for name, block in runs.items():
+            rate = block()
+            if r >= warmup:
+                rates[name].append(rate)
+    return rates
+
+
+def timed(fn: Callable[[], int]) -> float:
+    """Units per second of one call of `fn` (which returns the units it processed)."""
+    t = time.perf_counter()
+    units = fn()
+    return units / (time.perf_counter() - t)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)

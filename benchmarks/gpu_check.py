@@ -1,0 +1,140 @@
+"""GPU check: train a few hundred steps through rnnkit's real path, then sample; prints chars/s.
+
+    python benchmarks/gpu_check.py                    # CUDA: bf16 autocast, cuDNN LSTM, H512
+    python benchmarks/gpu_check.py --device cpu --steps 5 --hidden 64 --sample-length 50   # smoke test
+
+Training uses `train_lm` (streams, Trainer, logging, one evaluation and checkpoint at the end) on
+../shared/data/tinyshakespeare.txt with seq 100, batch 64 (or --batch). chars/s are taken from the
+steps after the first --warmup (the first ones pay for cuDNN's autotuning and allocations), next to
+the plain-PyTorch loop of train_throughput.py measured for the same number of steps. Sampling runs
+rnnkit's `generate` at batch 1 and 32 against the plain loop that calls nn.LSTM once per character.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+import time
+from pathlib import Path
+
+from _bench import make_model, need_data, table
+
+import torch
+
+import rnnkit.lm
+from rnnkit.config import SampleConfig, TrainConfig
+from rnnkit.sample import generate
+from rnnkit.vocab import Vocab
+from rnnkit.windows import StreamBatches
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_rate(data: Path, hidden: int, steps: int, warmup: int, batch: int, device: torch.device) -> float:
+    """chars/s of rnnkit training after `warmup` steps (timed between batch fetches)."""
+    stamps: dict[int, float] = {}
+
+    class Stamped(StreamBatches):
+        def get(self, step, dev="cpu"):
+            sync(device)
+            stamps[step] = time.perf_counter()
+            return super().get(step, dev)
+
+    cfg = TrainConfig(files=[str(data)], seq_len=100, batch=batch, max_steps=warmup + steps + 1,
+                      device=str(device), eval_every=10**6, save_every=10**6, sample_chars=50)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        real, rnnkit.lm.StreamBatches = rnnkit.lm.StreamBatches, Stamped
+        try:
+            rnnkit.lm.train_lm(cfg, make_model(hidden).config, Path(tmp) / "run")
+        finally:
+            rnnkit.lm.StreamBatches = real
+    return steps * 100 * batch / (stamps[warmup + steps] - stamps[warmup])
+
+
+def plain_train_rate(data: Path, hidden: int, steps: int, warmup: int, batch: int, device: torch.device) -> float:
+    """The plain loop (nn.LSTM, Adam, clipping, bf16 autocast on CUDA like rnnkit) for comparison."""
+    import numpy as np
+    import torch.nn.functional as F
+    text = data.read_text(encoding="utf-8")
+    symbols = sorted(set(text))
+    ids = torch.tensor(np.searchsorted(np.array([ord(c) for c in symbols]),
+                                       np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)))
+    m = make_model(hidden, len(symbols)).to(device).train()
+    opt = torch.optim.Adam(m.parameters(), lr=2e-3)
+    length = (len(ids) - 1) // batch
+    xs = ids[: batch * length].view(batch, length).to(device)
+    ys = ids[1: batch * length + 1].view(batch, length).to(device)
+    state, t0 = None, None
+    for j in range(warmup + steps):
+        if j == warmup:
+            sync(device)
+            t0 = time.perf_counter()
+        at = (j * 100) % (length - 100)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            logits, state = m(xs[:, at: at + 100], state)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ys[:, at: at + 100].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        state = tuple(s.detach() for s in state)
+    sync(device)
+    return steps * 100 * batch / (time.perf_counter() - t0)
+
+
+@torch.inference_mode()
+def sample_rates(hidden: int, length: int, device: torch.device) -> list[list[str]]:
+    vocab = Vocab([chr(c) for c in range(32, 97)])
+    model = make_model(hidden, len(vocab)).to(device).eval()
+    gen = torch.Generator(device=device).manual_seed(0)
+    rows = []
+    for n in (1, 32):
+        def plain() -> None:
+            x, state = torch.zeros(n, 1, dtype=torch.long, device=device), None
+            for _ in range(length):
+                out, state = model.rnn(model.embedding(x), state)
+                x = torch.multinomial(torch.softmax(model.head(out[:, -1]), -1), 1, generator=gen)
+        cfg = SampleConfig(length=length, num=n, seed=1, device=str(device))
+        rates = {}
+        for name, fn in (("plain loop", plain), ("rnnkit", lambda: generate(model, vocab, cfg))):
+            fn()                                                            # warm-up
+            sync(device)
+            t = time.perf_counter()
+            fn()
+            sync(device)
+            rates[name] = n * length / (time.perf_counter() - t)
+        for name, r in rates.items():
+            rows.append([f"sample, batch {n}", name, f"{r:,.0f}", f"{r / rates['plain loop']:.2f}x"])
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--sample-length", type=int, default=500)
+    a = ap.parse_args()
+    device = torch.device(a.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA device here; run with --device cpu for a smoke test")
+    data = need_data()
+    warmup = min(a.warmup, a.steps)
+    rk = train_rate(data, a.hidden, a.steps, warmup, a.batch, device)
+    pl = plain_train_rate(data, a.hidden, a.steps, warmup, a.batch, device)
+    rows = [[f"train, batch {a.batch}", "plain loop", f"{pl:,.0f}", "1.00x"],
+            [f"train, batch {a.batch}", "rnnkit", f"{rk:,.0f}", f"{rk / pl:.2f}x"]]
+    rows += sample_rates(a.hidden, a.sample_length, device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"{name}, hidden {a.hidden}, {a.steps} timed training steps, torch {torch.__version__}")
+    print(table(["what", "path", "chars/s", "vs plain"], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-slow bench
+.PHONY: setup run test test-slow
 
 $(BIN)/rnnkit: pyproject.toml
 	$(PY) -m venv $(VENV)

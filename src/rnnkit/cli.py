@@ -98,14 +98,18 @@ def cmd_sample(a) -> int:
     from .sample import generate
     cfg = SampleConfig.from_args(a)
     model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
-    vocab.encode(cfg.prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing anything
-    if cfg.num == 1:
-        generate(model, vocab, cfg, on_text=lambda i, piece: write_out(piece))
-        write_out("\n")
-    else:
-        for i, text in enumerate(generate(model, vocab, cfg)):
-            write_out(("" if i == 0 else "\n" + "-" * 40 + "\n") + text)
-        write_out("\n")
+    from .train import torch_threads
+    kept = vocab.encode(cfg.prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
+    if cfg.prime and not kept:
+        print("rnnkit: warning: every --prime character was skipped; starting from a new line", file=sys.stderr)
+    with torch_threads(cfg.threads):
+        if cfg.num == 1:
+            generate(model, vocab, cfg, on_text=lambda i, piece: write_out(piece))
+            write_out("\n")
+        else:
+            for i, text in enumerate(generate(model, vocab, cfg)):
+                write_out(("" if i == 0 else "\n" + "-" * 40 + "\n") + text)
+            write_out("\n")
     return 0
 
 

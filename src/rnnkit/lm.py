@@ -312,7 +312,7 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
 
     def evaluate(s: TrainState) -> float:
         n = len(val_ids) if not tcfg.eval_chars else min(len(val_ids), tcfg.eval_chars)
-        val = ddp_evaluate(model, val_ids[:n], d, streams=16) if n > 16 * 2 else float("nan")
+        val = ddp_evaluate(model, val_ids[:n], d, streams=32) if n > 32 * 2 else float("nan")
         rec = {"step": s.step, "chars": s.chars, "val_loss": val, "val_bpc": val / LN2, "time": round(s.elapsed, 3)}
         if d.main and tcfg.sample_chars:
             rec["sample"] = generate(model, vocab, SampleConfig(length=tcfg.sample_chars, temperature=0.8,

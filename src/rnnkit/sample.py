@@ -35,19 +35,6 @@ def start_ids(vocab: Vocab, prime: str, unknown: str) -> tuple[list[int], bool]:
     return [0], True
 
 
-def next_ids(logits: torch.Tensor, temperature: float, top_k: Optional[int], greedy: bool,
-             gen: torch.Generator) -> torch.Tensor:
-    """(N, V) logits -> (N,) drawn ids."""
-    if greedy or temperature == 0:
-        return logits.argmax(-1)
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, -1)
-    return torch.multinomial(probs, 1, generator=gen).squeeze(1)
-
-
 class TextStream:
     """Turns drawn ids into text pieces; a byte vocabulary is decoded as UTF-8 incrementally."""
 
@@ -264,10 +251,3 @@ def generate(model: SequenceModel, vocab: Vocab, cfg: SampleConfig,
             logits = stepper.step(nxt)
     emit([[] for _ in range(n)], final=True)
     return out
-
-
-def check_prime(vocab: Vocab, prime: str, unknown: str) -> None:
-    if unknown == "error":
-        vocab.encode(prime)
-    elif prime and not vocab.encode(prime, unknown="skip"):
-        raise UsageError("every character of --prime is outside the vocabulary; nothing to start from")

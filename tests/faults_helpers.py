@@ -16,6 +16,8 @@ from pathlib import Path
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
 from rnnkit.cli import main
 
+from conftest import tree_digest  # noqa: F401  (shared with test_cli.py)
+
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 WORDS = "the quick brown fox jumps over a lazy dog while seven wise owls watch".split()
 
@@ -106,22 +108,6 @@ def run_code(code: str, args: list, cwd: Path) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def tree_digest(root: Path) -> dict[str, str]:
-    """Relative path -> content hash (or kind) of everything under `root`, links not followed."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            if p.is_symlink():
-                out[rel] = "link:" + os.readlink(p)
-            elif p.is_dir():
-                out[rel] = "dir"
-            elif p.is_file():
-                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-            else:
-                out[rel] = "special"
-    return out
 
 
 def temporaries(root: Path) -> list[str]:

@@ -7,7 +7,7 @@
 Both train Embedding(65, 64) -> 2-layer LSTM -> Linear(65) on ../shared/data/tinyshakespeare.txt,
 seq 100, batch 64, Adam (lr 2e-3), gradient clipping at 1, 2 threads, char-rnn streams with the
 state carried. rnnkit runs through `train_lm` whole: its memory-mapped ids, stream batches,
-Trainer, logging (every 20 steps), evaluation (200,000 chars every 200 steps, with a 200-char
+Trainer, logging (every 20 steps), evaluation (100,000 chars every 200 steps, with a 200-char
 sample) and `last`/`best` checkpoints (every 200 steps). A block is one such cadence period, so
 every rnnkit block pays for one evaluation and one checkpoint. Blocks of the plain loop run
 between rnnkit's blocks (taken out of rnnkit's clock), so a busy machine slows both alike.
@@ -144,7 +144,7 @@ def main() -> None:
     data = need_data()
     torch.set_num_threads(a.threads)
     if a.quick:
-        block, cadence = 25, dict(eval_every=25, save_every=25, log_every=5, eval_chars=25_000, sample_chars=25)
+        block, cadence = 25, dict(eval_every=25, save_every=25, log_every=5, eval_chars=12_500, sample_chars=25)
     else:
         block, cadence = 200, {}          # rnnkit's defaults: eval and save every 200 steps
     rows, summary = [], []

@@ -28,6 +28,7 @@ from .checkpoint import (CheckpointError, clean_temporaries, find_checkpoint, mo
 from .config import ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
 from .corpus import load_ids, resolve_sources
 from .models import SequenceModel, count_params
+from .plots import plot_curves
 from .sample import generate
 from .train import Hooks, Trainer, TrainState
 from .vocab import Vocab
@@ -318,6 +319,8 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
             rec["sample"] = generate(model, vocab, SampleConfig(length=tcfg.sample_chars, temperature=0.8,
                                                                 seed=s.step, device=str(d.device)))[0]
         run.record(rec)
+        if d.main:
+            plot_curves(out / "metrics.jsonl", out / "curves.png")  # kept current if the run is stopped
         run.say(f"step {s.step}: val loss {val:.4f} nats ({val / LN2:.3f} bpc) on {n:,} chars")
         return val if math.isfinite(val) else math.inf
 
@@ -342,6 +345,5 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     run.say(f"stopped: {why}; step {s.step}, {s.chars:,} chars in {s.elapsed:.0f}s; "
             f"best val loss {s.best_val:.4f} nats ({s.best_val / LN2:.3f} bpc)")
     if d.main:
-        from .plots import plot_curves
         plot_curves(out / "metrics.jsonl", out / "curves.png")
     return {"step": s.step, "best_val": s.best_val, "stopped": why, "seconds": time.time() - t0}

@@ -7,6 +7,7 @@ The CLI's `rnnkit train` is this function; under torchrun it trains with DDP (se
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -319,8 +320,6 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
             rec["sample"] = generate(model, vocab, SampleConfig(length=tcfg.sample_chars, temperature=0.8,
                                                                 seed=s.step, device=str(d.device)))[0]
         run.record(rec)
-        if d.main:
-            plot_curves(out / "metrics.jsonl", out / "curves.png")  # kept current if the run is stopped
         run.say(f"step {s.step}: val loss {val:.4f} nats ({val / LN2:.3f} bpc) on {n:,} chars")
         return val if math.isfinite(val) else math.inf
 
@@ -340,10 +339,16 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
                                 save=hooks.save or save, log=hooks.log or log)
     trainer = Trainer(net, batches, tcfg, opt, d, hooks, state)
     t0 = time.time()
-    why = trainer.run()
+    try:
+        why = trainer.run()
+    except BaseException:  # stopped by a signal, a non-finite loss or an error: still draw the curves
+        if d.main:
+            with contextlib.suppress(Exception):
+                plot_curves(out / "metrics.jsonl", out / "curves.png")
+        raise
+    if d.main:
+        plot_curves(out / "metrics.jsonl", out / "curves.png")
     s = trainer.state
     run.say(f"stopped: {why}; step {s.step}, {s.chars:,} chars in {s.elapsed:.0f}s; "
             f"best val loss {s.best_val:.4f} nats ({s.best_val / LN2:.3f} bpc)")
-    if d.main:
-        plot_curves(out / "metrics.jsonl", out / "curves.png")
     return {"step": s.step, "best_val": s.best_val, "stopped": why, "seconds": time.time() - t0}

@@ -3,7 +3,6 @@ checkpoints re-signed after an edit, the CLI run in-process or as a real process
 directory tree for "nothing else changed"."""
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import shutil

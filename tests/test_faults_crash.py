@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from faults_helpers import (TINY_FLAGS, cli, copy_run, make_text, one_line_error, run_code, spawn,
-                            temporaries, text_of, trained_run)
+                            temporaries, trained_run)
 from rnnkit import checkpoint, lm
 from rnnkit.checkpoint import clean_temporaries, find_checkpoint, load_checkpoint, save_checkpoint
 from rnnkit.lm import train_lm

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.config import ForecastConfig, UsageError
-from rnnkit.forecast import Scaler, fit_forecast, load_forecaster, metrics, naive_forecast, predict_file, run_forecast
+from rnnkit.config import ForecastConfig
+from rnnkit.forecast import fit_forecast, load_forecaster, metrics, naive_forecast, predict_file, run_forecast
 from rnnkit.labs import LabOptions, run_lab
 from rnnkit.series import builtin_series, load_series
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 
 from cli_runner import env_with_src
 from conftest import TINY_MODEL, TINY_TRAIN, make_text
-from rnnkit import (ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageError, evaluate_ids, generate,
+from rnnkit import (ModelConfig, SampleConfig, TrainConfig, UsageError, evaluate_ids, generate,
                     load_checkpoint, load_model, train_lm)
 from rnnkit import corpus
 from rnnkit.checkpoint import unprefixed

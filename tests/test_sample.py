@@ -1,5 +1,4 @@
 """The sampler: the fast step computes what the model's forward computes, and drawing is right."""
-import math
 
 import pytest
 import torch

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from .config import SampleConfig, UsageError
+from .config import SampleConfig
 from .models import SequenceModel
 from .vocab import Vocab
 

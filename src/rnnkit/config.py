@@ -165,7 +165,7 @@ class TrainConfig(Config):
     max_time: float | None = opt(None, "stop after this many seconds of training", above=0.0)
     val_fraction: float = opt(0.1, "last fraction of the text held out for validation", lo=0.0, hi=0.5)
     eval_every: int = opt(200, "evaluate on validation every N steps", lo=1)
-    eval_chars: int = opt(100_000, "validation characters used by periodic evaluations (0: all)", lo=0)
+    eval_chars: int = opt(50_000, "validation characters used by periodic evaluations (0: all)", lo=0)
     save_every: int = opt(200, "write the `last` checkpoint every N steps", lo=1)
     patience: int = opt(0, "stop after N evaluations without a better val loss (0: off)", lo=0)
     log_every: int = opt(20, "print a log line every N steps", lo=1)

@@ -2,7 +2,9 @@
 of interleaved blocks (candidate and reference alternate, so a busy machine slows both alike)."""
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -62,3 +64,18 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def in_processes(script: str, argv: list[str], runs: int) -> list[dict]:
+    """Run `script argv --json` in `runs` fresh processes, one after another; each prints its
+    figures as one JSON line last. Returns those dicts."""
+    out = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, script, *argv, "--json"], check=True, capture_output=True, text=True)
+        out.append(json.loads(done.stdout.splitlines()[-1]))
+    return out
+
+
+def medians(runs: list[dict]) -> dict:
+    """Per key, the median over runs."""
+    return {k: median([r[k] for r in runs]) for k in runs[0]}

@@ -24,6 +24,7 @@ import numpy as np
 from .baselines import metrics, naive_forecast, skill
 from .config import ForecastConfig, UsageError
 from .forecast_fit import Part, choose, fit_parts, make_part, score_part
+from .intervals import coverage
 from .forecast_inputs import Scaler, check_length, min_rows, split_point, windows  # noqa: F401 (API)
 from .forecast_io import (MODEL_FILE, check_out, load_forecaster, predict_file, predictions_csv,  # noqa: F401
                           printable, save_forecaster, write_text)
@@ -36,7 +37,8 @@ def _result(sc, s: Series, feats, target, n_train, t0, cfg, freq) -> ForecastRes
     return ForecastResult(s, feats, target, n_train, sc.rows, sc.truth, sc.pred, sc.naive, sc.model,
                           sc.baseline, sc.skill, time.perf_counter() - t0, config=cfg,
                           baselines=sc.baselines, best_baseline=sc.best_baseline, horizons=sc.horizons,
-                          intervals=sc.intervals, bands=sc.bands, frequency=freq.name if freq else None)
+                          intervals=sc.intervals, bands=sc.bands, frequency=freq.name if freq else None,
+                          gaps=len(freq.gaps) if freq else 0)
 
 
 def fit_forecast(cfg: ForecastConfig, series: Series, feats: list[str], target: str,
@@ -80,6 +82,10 @@ def fit_panel(cfg: ForecastConfig, panel: list[Series], feats: list[str], target
                          pred, naive, m, b, skill(m["rmse"], b["rmse"]), time.perf_counter() - t0, config=cfg,
                          baselines={"naive": b}, best_baseline="naive", frequency=freq.name if freq else None,
                          parts=results)
+    for key in results[0].bands:                  # pooled coverage of every series' bands
+        lo = np.concatenate([r.bands[key][0] for r in results])
+        hi = np.concatenate([r.bands[key][1] for r in results])
+        res.intervals[key] = {"nominal": float(key), **coverage(truth, lo, hi)}
     res.extra.update(fitted=fitted, scalers=[p.scaler for p in parts])
     return res
 

@@ -57,6 +57,7 @@ class ForecastResult:
     bands: dict = field(default_factory=dict)
     backtest: Optional[dict] = None
     frequency: Optional[str] = None
+    gaps: int = 0                               # gaps found in the dates (missing steps)
     parts: list = field(default_factory=list)   # per-series results of a long-format file
 
     @property
@@ -80,7 +81,7 @@ class ForecastResult:
                     "intervals": self.intervals, "horizons": self.horizons, "backtest": self.backtest,
                     "window": c.window if c else None, "season": c.season if c else None,
                     "inputs": c.inputs if c else None, "ensemble": c.ensemble if c else None,
-                    "horizon": c.horizon if c else None, "frequency": self.frequency,
+                    "horizon": c.horizon if c else None, "frequency": self.frequency, "gaps": self.gaps,
                     "notes": list(self.series.notes)})
         if self.parts:
             out["per_series"] = {p.series.key: {k: v for k, v in p.to_json().items()

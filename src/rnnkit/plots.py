@@ -99,6 +99,7 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
         st = [d["step"] for d in horizons]
         per.plot(st, [d["model"]["rmse"] for d in horizons], "o-", color="tab:red", label="model")
         per.plot(st, [d["naive"]["rmse"] for d in horizons], "s--", color="tab:blue", label="naive")
+        per.set_xticks(st)
         per.set_xlabel("steps ahead")
         per.set_ylabel("test RMSE")
         per.set_title("error per step ahead", fontsize=9)

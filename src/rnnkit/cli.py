@@ -55,7 +55,15 @@ def load_json_config(path: str) -> dict:
 
 
 def split_config(d: dict, where: str) -> tuple[TrainConfig, ModelConfig]:
-    """A flat JSON config -> the train and model configs (unknown keys are errors)."""
+    """A JSON config -> the train and model configs (unknown keys are errors). Flat, or a run's
+    own config.json ({"train": {...}, "model": {...}, "vocab_size": N})."""
+    if isinstance(d.get("train"), dict) and isinstance(d.get("model"), dict):
+        extra = sorted(set(d) - {"train", "model", "vocab_size"})
+        if extra:
+            raise UsageError(f"{where} has unknown key(s) {', '.join(extra)}; a run's config.json holds "
+                             "train, model and vocab_size")
+        model = {k: v for k, v in d["model"].items() if k != "vocab_size"}
+        return TrainConfig.from_dict(d["train"], where), ModelConfig.from_dict(model, where)
     mkeys = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
     allowed = mkeys | set(TrainConfig.__dataclass_fields__)
     unknown = sorted(set(d) - allowed)
@@ -75,9 +83,15 @@ def cmd_train(a) -> int:
     if a.resume:
         if a.files:
             raise UsageError("FILE arguments cannot change when resuming; the run keeps its data")
+        for flag, value in (("--out", a.out), ("--config", a.config)):
+            if value is not None:  # the run directory and its configs are the checkpoint's
+                raise UsageError(f"{flag} cannot be used with --resume: the run continues in its own "
+                                 "directory with its own configs; change limits with --max-steps and the like")
         g = {k: v for k, v in (given(a, TrainConfig) | given(a, ModelConfig)).items() if k != "files"}
         train_lm(None, None, a.resume, resume=True, given=g)
         return 0
+    if a.files and hasattr(a, "corpus"):
+        raise UsageError("--corpus names a built-in corpus used when no FILE is given; pass FILEs or --corpus, not both")
     tbase, mbase = split_config(load_json_config(a.config), a.config) if a.config else (TrainConfig(), ModelConfig())
     files = list(a.files) or tbase.files
     tcfg = TrainConfig.from_args(a, tbase)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from . import distributed
-from .config import EvalConfig, UsageError, param
+from .config import EvalConfig, UsageError, param, setting
 from .corpus import Source, check_file, load_ids, read_chunks
 from .fileio import bits, show, warn
 from .vocab import Vocab
@@ -129,6 +129,10 @@ def text_ids(vocab: Vocab, file: str, unknown: str, cache: Path) -> tuple[np.nda
     path = check_file(file)
     if unknown == "skip":
         return encode_skipping(path, file, vocab, encoding)
+    missing = list(dict.fromkeys(c for chunk in read_chunks(Source(path, file), encoding) for c in vocab.unknown(chunk)))
+    if missing:
+        raise UsageError(f"{show(file)}: {len(missing)} character(s) the checkpoint's vocabulary lacks: "
+                         f"{', '.join(map(repr, sorted(missing)[:20]))}; pass {setting('unknown', 'skip')} to leave them out")
     ids, _ = load_ids([Source(path, file)], encoding, cache, vocab)
     return ids, 0
 

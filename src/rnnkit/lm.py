@@ -26,14 +26,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
 from .checkpoint import Checkpoint, build_model, model_meta, save_checkpoint, set_aside
-from .config import ModelConfig, SampleConfig, TrainConfig, UsageError
+from .config import ModelConfig, SampleConfig, TrainConfig, UsageError, param, setting
 from .corpus import load_ids
 from .evaluate import distributed_loss
 from .fileio import bits, warn, write_atomic
 from .models import SequenceModel, count_params
 from .plots import plot_curves
 from .resume import resume_point, restore_state, state_tensors
-from .rundir import RunDir
+from .rundir import RunDir, data_record, resumed_ids
 from .runlog import METRICS, RunLog
 from .sample import generate
 from .train import Hooks, LoopConfig, Trainer, TrainState
@@ -75,6 +75,7 @@ class Session:
     vocab: Vocab
     train_ids: np.ndarray
     val_ids: np.ndarray
+    data: Optional[dict] = None        # the record of the encoded corpus (rundir.data_record)
     batches: object = None             # StreamBatches or RandomWindows over train_ids
     model: SequenceModel = None
     net: torch.nn.Module = None        # the model, wrapped in DDP under torchrun
@@ -82,15 +83,31 @@ class Session:
     state: Optional[TrainState] = None
 
 
-def shared_ids(run: RunDir, tcfg: TrainConfig, vocab: Optional[Vocab], d: distributed.Dist):
+def shared_ids(sources: list, tcfg: TrainConfig, run: RunDir, vocab: Optional[Vocab], d: distributed.Dist):
     """The id cache is built once: rank 0 first, then the first process of every other machine
     (when the run directory is not shared), then everyone else reads it. No two writers at once."""
     turns = (d.rank == 0, d.rank != 0 and d.local_rank == 0, d.local_rank != 0)
     for mine in turns:
         if mine:
-            ids, vocab_out = load_ids(run.sources(tcfg), tcfg.encoding, run.data, vocab)
+            ids, vocab_out = load_ids(sources, tcfg.encoding, run.data, vocab)
         distributed.barrier(d)
     return ids, vocab_out
+
+
+def run_text(tcfg: TrainConfig, run: RunDir, ckpt: Optional[Checkpoint], d: distributed.Dist):
+    """(ids, vocab, data record): the encoded corpus of a new run, or on resume the run's own copy
+    of it (see rundir.py: sources that changed or moved since do not change the run)."""
+    record = ckpt.meta.get("data") if ckpt else None
+    if record is None:             # a new run, or a checkpoint from before records were kept
+        vocab_in = Vocab.from_json(ckpt.meta["vocab"]) if ckpt else None
+        ids, vocab = shared_ids(run.sources(tcfg), tcfg, run, vocab_in, d)
+        return ids, vocab, data_record(Path(ids.filename), ids, run.sources(tcfg)) if d.main else None
+    vocab = Vocab.from_json(ckpt.meta["vocab"])
+    ids, sources = resumed_ids(run.path, record, warn if d.main else (lambda m: None))
+    if ids is None:                # the copy is gone: rebuilt from the unchanged sources
+        ids, _ = shared_ids(sources, tcfg, run, vocab, d)
+        record = data_record(Path(ids.filename), ids, sources)
+    return ids, vocab, record
 
 
 def open_session(tcfg: TrainConfig, mcfg: ModelConfig, run: RunDir, ckpt: Optional[Checkpoint],
@@ -99,11 +116,10 @@ def open_session(tcfg: TrainConfig, mcfg: ModelConfig, run: RunDir, ckpt: Option
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     torch.manual_seed(tcfg.seed + d.rank)
-    vocab_in = Vocab.from_json(ckpt.meta["vocab"]) if ckpt else None
-    ids, vocab = shared_ids(run, tcfg, vocab_in, d)
+    ids, vocab, record = run_text(tcfg, run, ckpt, d)
     train_ids, val_ids = split_ids(ids, tcfg.val_fraction)
     mcfg = dataclasses.replace(mcfg, vocab_size=len(vocab)).validate()
-    s = Session(d, run, tcfg, mcfg, RunLog(run.path, d.main, quiet), vocab, train_ids, val_ids)
+    s = Session(d, run, tcfg, mcfg, RunLog(run.path, d.main, quiet), vocab, train_ids, val_ids, record)
     s.batches = batches_of(s)                  # a text too short is refused before the model is built
     s.model = build_model(ckpt, d.device)[0] if ckpt else SequenceModel(mcfg).to(d.device)
     # DDP copies rank 0's weights to every rank here and averages the gradients in backward()
@@ -149,7 +165,8 @@ class LMHooks:
     def evaluate(self, st: TrainState) -> float:
         s, t = self.s, self.s.tcfg
         n = len(s.val_ids) if not t.eval_chars else min(len(s.val_ids), t.eval_chars)
-        val = distributed_loss(s.model, s.val_ids[:n], s.d, EVAL_STREAMS) if n > EVAL_STREAMS * 2 else math.nan
+        streams = min(EVAL_STREAMS, max(1, (n - 1) // 2))   # a short split: fewer, still whole streams
+        val = distributed_loss(s.model, s.val_ids[:n], s.d, streams)
         rec = {"step": st.step, "chars": st.chars, "val_loss": val, "val_bpc": bits(val), "time": round(st.elapsed, 3)}
         if s.d.main and t.sample_chars:
             rec["sample"] = generate(s.model, s.vocab, SampleConfig(length=t.sample_chars, temperature=0.8,
@@ -163,6 +180,8 @@ class LMHooks:
         tensors, info = state_tensors(s.model, s.opt, st, s.d)
         if s.d.main:
             meta = model_meta(s.model, s.vocab) | {"train": s.tcfg.to_dict(), "state": info}
+            if s.data is not None:
+                meta["data"] = s.data
             prev = s.run.path / "prev.safetensors" if which == "last" else None
             save_checkpoint(s.run.path / f"{which}.safetensors", tensors, meta, keep_previous=prev)
         distributed.barrier(s.d)
@@ -224,7 +243,27 @@ def _train(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig], out: Path, 
                 if aside:
                     report(f"the damaged last checkpoint is kept as {aside.name}")
         announce(s, s.state.step if s.state else None)
+        for note in schedule_notes(s, changes):
+            s.log.say(f"note: {note}")
         return run_session(s, hooks)
+
+
+def schedule_notes(s: Session, changes: Optional[dict]) -> list[str]:
+    """What the schedule will do that a user may not expect (refused where it cannot work)."""
+    t, st, notes = s.tcfg, s.state, []
+    if t.patience and len(s.val_ids) < 2:
+        raise UsageError(f"{param('patience')} needs a validation split, but {param('val_fraction')} "
+                         f"{t.val_fraction} leaves {len(s.val_ids)} characters; raise it or drop patience")
+    if changes is None and t.max_steps is not None and t.warmup >= t.max_steps:
+        notes.append(f"warm-up ({t.warmup} steps) is as long as the run ({t.max_steps} steps): the learning "
+                     f"rate never reaches {t.lr:g}; lower {param('warmup')}")
+    extended = (changes is not None and st is not None and st.horizon is not None and t.schedule == "cosine"
+                and "decay_steps" not in changes and t.max_steps is not None and t.max_steps > st.horizon)
+    if extended:
+        notes.append(f"the cosine schedule ends at step {st.horizon}: steps {st.horizon + 1}-{t.max_steps} train at "
+                     f"its floor lr {t.lr * t.min_lr_ratio:.3g}. To decay over the longer run instead, add "
+                     f"{setting('decay_steps', t.max_steps)} (the cosine is stretched from where it is)")
+    return notes
 
 
 def _guarded(tcfg, mcfg, out, changes, quiet, hooks) -> TrainResult:

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
 
 from . import distributed
 from .config import RnnkitError, UsageError
@@ -101,7 +105,8 @@ class RunDir:
         create = False
         if self.d.main:
             create = False if resuming else self.check_new()
-            self.sources(tcfg)                     # bad input refused before anything is written
+            if not resuming:
+                self.sources(tcfg)                 # bad input refused before anything is written
             self.path.mkdir(parents=True, exist_ok=True)
             self.check_links()
             self.lock()
@@ -117,3 +122,71 @@ class RunDir:
             raise
         finally:
             self.unlock()
+
+
+# ---- the run's own copy of its text --------------------------------------------------------------
+# A checkpoint records the encoded corpus (data/ids-*.npy: length and SHA-256) and every source
+# (absolute path, size, SHA-256). A resume reads that copy whatever happened to the sources since
+# (edited, moved, deleted; the run directory moved or resumed from another working directory) and
+# says so; only when the copy itself is gone or damaged does it go back to the sources, and then
+# only if they are byte for byte what the run started from.
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ids_digest(ids: np.ndarray) -> str:
+    return hashlib.sha256(memoryview(np.ascontiguousarray(ids)).cast("B")).hexdigest()
+
+
+def data_record(ids_path: Path, ids: np.ndarray, sources: list[Source]) -> dict:
+    return {"ids": ids_path.name, "symbols": int(len(ids)), "sha256": ids_digest(ids),
+            "sources": [{"name": s.name, "path": str(s.path.resolve()), "size": s.path.stat().st_size,
+                         "sha256": file_digest(s.path)} for s in sources]}
+
+
+def source_changes(record: dict) -> list[str]:
+    """How the recorded sources differ from what is on disk now (empty: unchanged)."""
+    out = []
+    for s in record["sources"]:
+        p = Path(s["path"])
+        if not p.is_file():
+            out.append(f"{s['name']} is gone or moved")
+        elif p.stat().st_size != s["size"] or file_digest(p) != s["sha256"]:
+            out.append(f"{s['name']} changed")
+    return out
+
+
+def recorded_ids(run_dir: Path, record: dict) -> Optional[np.ndarray]:
+    """The run's encoded corpus if it is whole and the one recorded; None otherwise."""
+    path = run_dir / "data" / str(record.get("ids", ""))
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        ids = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if ids.ndim != 1 or len(ids) != record.get("symbols") or ids_digest(ids) != record.get("sha256"):
+        return None
+    return ids
+
+
+def resumed_ids(run_dir: Path, record: dict, say: Callable[[str], None]) -> tuple[Optional[np.ndarray], list[Source]]:
+    """(ids, sources) for a resume: the recorded copy (ids set), or the unchanged sources to
+    rebuild it from (ids None). Refuses when neither is to be had."""
+    changes = source_changes(record)
+    ids = recorded_ids(run_dir, record)
+    if ids is not None:
+        if changes:
+            say(f"the training text differs from when the run started ({'; '.join(changes[:3])}); "
+                f"continuing from the run's own encoded copy in {show(run_dir / 'data')}")
+        return ids, []
+    if changes:
+        raise UsageError(f"{show(run_dir / 'data')}: the run's encoded corpus is missing or damaged, and the "
+                         f"training text changed since the run started ({'; '.join(changes[:3])}); "
+                         "the same run cannot continue: start a new one")
+    return None, [Source(Path(s["path"]), s["name"]) for s in record["sources"]]

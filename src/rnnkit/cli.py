@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
+from .config import DynamicConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
 
 
 class Parser(argparse.ArgumentParser):
@@ -120,6 +120,10 @@ def cmd_eval(a) -> int:
     import tempfile
     if a.cold < 0:
         raise UsageError(f"--cold must be >= 0 characters (got {a.cold}); 0 turns it off")
+    dyn = DynamicConfig.from_args(a)
+    if dyn.dynamic and a.cold:
+        raise UsageError("--cold is a static measure; run it without --dynamic (static and dynamic "
+                         "figures are never mixed)")
     device = pick_device(a.device)
     model, vocab, meta = load_model(a.run, device, warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
     encoding = "bytes" if vocab.kind == "bytes" else "utf-8"
@@ -131,12 +135,20 @@ def cmd_eval(a) -> int:
         if a.cold > len(ids) - 1:
             raise UsageError(f"--cold {a.cold} is longer than {a.file} ({len(ids) - 1} characters to "
                              "predict); use a smaller N")
-        total, count, correct = evaluate_ids(model, ids, streams=1, chunk=1024, device=device)
-        result = {"loss": total / count, "bpc": total / count / LN2, "accuracy": correct / count, "chars": count}
+        if dyn.dynamic:
+            from .dynamic import run_dynamic
+            total, count, correct, extra = run_dynamic(model, ids, dyn, device, a.run, meta, vocab)
+        else:
+            total, count, correct = evaluate_ids(model, ids, streams=1, chunk=1024, device=device)
+            extra = {}
+        result = {"loss": total / count, "bpc": total / count / LN2, "accuracy": correct / count,
+                  "chars": count} | extra
         if a.cold:
             result["cold_loss"] = cold_loss(model, ids, a.cold, device)
             result["cold_bpc"] = result["cold_loss"] / LN2
-    print(f"{a.file}: {count:,} characters, one stream with the state carried")
+    how = (f"dynamic evaluation (lr {dyn.dynamic_lr:g}, decay {dyn.dynamic_decay:g}, segments of "
+           f"{dyn.segment}, MS from {extra['dynamic_stats']})") if dyn.dynamic else "static"
+    print(f"{a.file}: {count:,} characters, one stream with the state carried, {how}")
     print(f"loss {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char, accuracy {result['accuracy']:.4f}")
     if a.cold:
         print(f"from cold starts every {a.cold} characters: loss {result['cold_loss']:.4f} nats/char "
@@ -236,6 +248,7 @@ def build_parser() -> Parser:
     ev.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     ev.add_argument("--cold", type=int, default=0, metavar="N", help="also report the loss from zero state every N chars")
     ev.add_argument("--device", default="cpu")
+    DynamicConfig.add_arguments(ev)
     ev.set_defaults(func=cmd_eval)
 
     fc = sub.add_parser("forecast", help="forecast a numeric series; compare with the naive forecast")

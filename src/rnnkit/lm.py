@@ -30,6 +30,8 @@ from .config import ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageEr
 from .corpus import load_ids, resolve_sources
 from .models import SequenceModel, count_params
 from .plots import plot_curves
+from .precision import resolve as resolve_precision
+from .regularize import param_groups
 from .sample import generate
 from .train import Hooks, Trainer, TrainState
 from .vocab import Vocab
@@ -294,7 +296,7 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     net = DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None) \
         if d.active else model
     # fused: one pass over each parameter instead of ~10 elementwise kernels (CPU and CUDA)
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
+    opt = torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
                             fused=d.device.type in ("cpu", "cuda"))
     state = restore_checked(ckpt, model, opt, d, batches.rows) if ckpt else None
     if ckpt and d.main and ckpt[2].name != "last.safetensors":  # `last` was damaged: never rotate it into prev
@@ -307,7 +309,8 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     run.say(f"data: {src}; {split}; vocabulary {len(vocab)} ({tcfg.encoding})")
     procs = f", {d.world} process{'es' if d.world > 1 else ''} ({d.backend})" if d.active else ""
     run.say(f"model: {mcfg.cell} x{mcfg.layers}, hidden {mcfg.hidden}, embed {mcfg.embed or 'one-hot'}, "
-            f"{count_params(model):,} parameters on {d.device}{procs}")
+            f"{count_params(model):,} parameters on {d.device}{procs}, "
+            f"precision {resolve_precision(tcfg.precision, d.device)} (--precision {tcfg.precision})")
     if ckpt:
         run.say(f"resuming {out} at step {state.step}")
     if d.main:
@@ -329,7 +332,8 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     def save(s: TrainState, which: str) -> None:
         tensors, info = trainer_tensors(model, opt, s, d)
         if d.main:
-            meta = model_meta(model, vocab) | {"train": tcfg.to_dict(), "state": info}
+            meta = model_meta(model, vocab) | {"train": tcfg.to_dict(), "state": info,
+                                               "precision": trainer.precision}
             prev = out / "prev.safetensors" if which == "last" else None
             save_checkpoint(out / f"{which}.safetensors", tensors, meta, keep_previous=prev)
         distributed.barrier(d)

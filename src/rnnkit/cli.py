@@ -135,10 +135,12 @@ def cmd_eval(a) -> int:
     cfg = EvalConfig.from_args(a)
     device = pick_device(cfg.device)
     m = load_model(a.run, device, warn=warn)
-    res = evaluate_text(m.model, m.vocab, a.file, cfg, device)
+    res = evaluate_text(m.model, m.vocab, a.file, cfg, device, run=m)
     word = "bytes" if res.unit == "bytes" else "characters"
     per = "byte" if res.unit == "bytes" else "char"
-    print(f"{show(a.file)}: {res.chars:,} {word}, one stream with the state carried")
+    how = (f"dynamic evaluation (lr {cfg.dynamic_lr:g}, decay {cfg.dynamic_decay:g}, segments of "
+           f"{cfg.segment}, MS from {res.extra['dynamic_stats']})") if cfg.dynamic else "static"
+    print(f"{show(a.file)}: {res.chars:,} {word}, one stream with the state carried, {how}")
     print(f"loss {res.loss:.4f} nats/{per}, {res.bpc:.4f} bits/{per}, accuracy {res.accuracy:.4f}")
     if cfg.cold:
         print(f"from cold starts every {cfg.cold} {word}: loss {res.cold_loss:.4f} nats/{per} "

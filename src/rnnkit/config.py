@@ -159,6 +159,13 @@ class ModelConfig(Config):
     hidden: int = opt(256, "hidden units per layer", lo=1, hi=65536)
     embed: int = opt(64, "embedding size; 0 feeds one-hot vectors as in the lecture", lo=0, hi=65536)
     dropout: float = opt(0.2, "dropout between layers and before the head", lo=0.0, hi=0.95)
+    # AWD-LSTM regularisers (regularize.py), all off at 0; training only
+    weight_drop: float = opt(0.0, "DropConnect on the hidden-to-hidden weights, one mask per batch",
+                             lo=0.0, hi=0.95)
+    embed_dropout: float = opt(0.0, "drop whole characters from the input, one mask per batch",
+                               lo=0.0, hi=0.95)
+    locked_dropout: float = opt(0.0, "locked (variational) dropout between layers and before the head, "
+                                "one mask per sequence; adds to --dropout", lo=0.0, hi=0.95)
 
 
 @dataclass
@@ -179,10 +186,13 @@ class TrainConfig(Config):
                                   "or what --max-time allows)", lo=1)
     warmup: int = opt(50, "linear warm-up steps", lo=0)
     min_lr_ratio: float = opt(0.05, "final lr as a fraction of --lr under the cosine schedule", lo=0.0, hi=1.0)
-    weight_decay: float = opt(0.0, "AdamW weight decay", lo=0.0)
+    weight_decay: float = opt(0.0, "AdamW decoupled weight decay on the weight matrices "
+                              "(biases are not decayed)", lo=0.0)
     clip: float = opt(1.0, "gradient-norm clipping (0: off)", lo=0.0)
     max_steps: int | None = opt(None, "stop after this many steps", lo=1)
-    max_time: float | None = opt(None, "stop after this many seconds of training", above=0.0)
+    max_time: float | None = opt(None, "stop after this many seconds of training (the clock counts "
+                                 "training steps only, not periodic evaluation, samples or checkpoint "
+                                 "writes)", above=0.0)
     val_fraction: float = opt(0.1, "last fraction of the text held out for validation", lo=0.0, hi=0.5)
     eval_every: int = opt(200, "evaluate on validation every N steps", lo=1)
     eval_chars: int = opt(50_000, "validation characters used by periodic evaluations (0: all)", lo=0)
@@ -192,8 +202,25 @@ class TrainConfig(Config):
     seed: int = opt(1337, "random seed", lo=0, hi=2**63 - 1)
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     threads: int = opt(0, "CPU threads (0: PyTorch's default)", lo=0, hi=1024)
-    bf16: bool = opt(True, "bf16 autocast on CUDA")
+    precision: str = opt("auto", "training forward in fp32 or bf16 autocast (weights, optimizer and "
+                         "loss stay fp32); auto: bf16 on CUDA and on CPUs with AMX, fp32 elsewhere",
+                         choices=("auto", "fp32", "bf16"))
+    bf16: bool | None = opt(None, "old spelling: --bf16 is --precision auto, --no-bf16 is --precision fp32")
     sample_chars: int = opt(200, "characters sampled into metrics at each evaluation (0: none)", lo=0)
+
+    def __post_init__(self):
+        """The old `bf16` bool (checkpoints, config files, scripts) becomes `precision`."""
+        if self.bf16 is None:
+            return
+        alias = "auto" if self.bf16 else "fp32"
+        if self.precision not in ("auto", alias) and not (self.bf16 and self.precision == "bf16"):
+            raise UsageError(f"{flag_name('bf16') if self.bf16 else '--no-bf16'} contradicts "
+                             f"--precision {self.precision}; give only --precision")
+        self.precision = self.precision if self.precision != "auto" else alias
+        self.bf16 = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in super().to_dict().items() if k != "bf16"}
 
 
 @dataclass
@@ -216,7 +243,8 @@ class SampleConfig(Config):
 
 @dataclass
 class EvalConfig(Config):
-    """Scoring a trained model on a text (rnnkit eval)."""
+    """Scoring a trained model on a text (rnnkit eval): static by default, or dynamic evaluation
+    (dynamic.py; Krause et al. 2018)."""
 
     cold: int = opt(0, "also report the loss from a zero state every N characters (0: off)", lo=0)
     unknown: str = opt("error", "characters outside the vocabulary: error, or skip them",
@@ -224,6 +252,14 @@ class EvalConfig(Config):
     device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
     chunk: int = opt(1024, "characters per forward call (the state is carried across)", lo=1, hi=1 << 20,
                      cli=False)
+    dynamic: bool = opt(False, "dynamic evaluation: score each segment, then take one RMS-normalised "
+                        "gradient step on it (the checkpoint is never changed)")
+    dynamic_lr: float = opt(3e-4, "step size of the dynamic-evaluation update", lo=0.0, hi=1.0)
+    dynamic_decay: float = opt(0.02, "pull toward the trained weights per segment", lo=0.0, hi=1.0)
+    segment: int = opt(50, "characters scored between two dynamic-evaluation updates", lo=1, hi=1_000_000)
+
+
+DynamicConfig = EvalConfig   # dynamic.py's name for the settings it reads
 
 
 @dataclass

@@ -137,10 +137,22 @@ def text_ids(vocab: Vocab, file: str, unknown: str, cache: Path) -> tuple[np.nda
     return ids, 0
 
 
+def dynamic_result(model, ids, cfg: EvalConfig, device, run, vocab: Vocab, unit: str) -> EvalResult:
+    from .dynamic import run_dynamic
+    run_dir, meta = (run.path.parent, run.meta) if run is not None else (None, {})
+    total, count, correct, extra = run_dynamic(model, ids, cfg, device, run_dir or ".", meta, vocab)
+    return EvalResult(total / count, bits(total / count), correct / count, count, unit, extra=extra)
+
+
 def evaluate_text(model: nn.Module, vocab: Vocab, file: str, cfg: Optional[EvalConfig] = None,
-                  device: torch.device | str = "cpu") -> EvalResult:
-    """Loss on the whole of `file` as one stream (and from cold starts every `cfg.cold` symbols)."""
+                  device: torch.device | str = "cpu", run=None) -> EvalResult:
+    """Loss on the whole of `file` as one stream (and from cold starts every `cfg.cold` symbols),
+    or with `cfg.dynamic` under dynamic evaluation; `run` (the Loaded record) lets dynamic
+    evaluation take its gradient statistics from the run's own training text."""
     cfg = (cfg or EvalConfig()).validate()
+    if cfg.dynamic and cfg.cold:
+        raise UsageError(f"{param('cold')} is a static measure; run it without {param('dynamic')} "
+                         "(static and dynamic figures are never mixed)")
     unit = "bytes" if vocab.kind == "bytes" else "chars"
     word = "bytes" if unit == "bytes" else "characters"
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,7 +164,10 @@ def evaluate_text(model: nn.Module, vocab: Vocab, file: str, cfg: Optional[EvalC
         if cfg.cold > len(ids) - 1:
             raise UsageError(f"{param('cold')} {cfg.cold} is longer than {show(file)} ({len(ids) - 1} {word} "
                              "to predict); use a smaller N")
-        res = evaluate_ids(model, ids, streams=1, chunk=cfg.chunk, device=device, unit=unit)
+        if cfg.dynamic:
+            res = dynamic_result(model, ids, cfg, device, run, vocab, unit)
+        else:
+            res = evaluate_ids(model, ids, streams=1, chunk=cfg.chunk, device=device, unit=unit)
         res.skipped = skipped
         if cfg.cold:
             res.cold_loss = cold_loss(model, ids, cfg.cold, device)

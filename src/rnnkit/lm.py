@@ -32,6 +32,8 @@ from .evaluate import distributed_loss
 from .fileio import bits, warn, write_atomic
 from .models import SequenceModel, count_params
 from .plots import plot_curves
+from .precision import resolve as resolve_precision
+from .regularize import param_groups
 from .resume import resume_point, restore_state, state_tensors
 from .rundir import RunDir, data_record, resumed_ids
 from .runlog import METRICS, RunLog
@@ -126,7 +128,7 @@ def open_session(tcfg: TrainConfig, mcfg: ModelConfig, run: RunDir, ckpt: Option
     s.net = DistributedDataParallel(s.model, device_ids=[d.device.index] if d.device.type == "cuda" else None) \
         if d.active else s.model
     # fused: one pass over each parameter instead of ~10 elementwise kernels (CPU and CUDA)
-    s.opt = torch.optim.AdamW(s.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
+    s.opt = torch.optim.AdamW(param_groups(s.model, tcfg.weight_decay), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
                               fused=d.device.type in ("cpu", "cuda"))
     return s
 
@@ -147,7 +149,8 @@ def announce(s: Session, resumed_at: Optional[int]) -> None:
     s.log.say(f"data: {src}; {split}; vocabulary {len(s.vocab)} ({t.encoding})")
     procs = f", {d.world} process{'es' if d.world > 1 else ''} ({d.backend})" if d.active else ""
     s.log.say(f"model: {m.cell} x{m.layers}, hidden {m.hidden}, embed {m.embed or 'one-hot'}, "
-              f"{count_params(s.model):,} parameters on {d.device}{procs}")
+              f"{count_params(s.model):,} parameters on {d.device}{procs}, "
+              f"precision {resolve_precision(t.precision, d.device)} ({setting('precision', t.precision)})")
     if resumed_at is not None:
         s.log.say(f"resuming {s.run.path} at step {resumed_at}")
     if d.main:
@@ -179,7 +182,8 @@ class LMHooks:
         s = self.s
         tensors, info = state_tensors(s.model, s.opt, st, s.d)
         if s.d.main:
-            meta = model_meta(s.model, s.vocab) | {"train": s.tcfg.to_dict(), "state": info}
+            meta = model_meta(s.model, s.vocab) | {"train": s.tcfg.to_dict(), "state": info,
+                                                   "precision": resolve_precision(s.tcfg.precision, s.d.device)}
             if s.data is not None:
                 meta["data"] = s.data
             prev = s.run.path / "prev.safetensors" if which == "last" else None

@@ -238,7 +238,7 @@ def _build_report(run_dir: Path, cfg: ReportConfig, warn: Callable[[str], None])
     text, source = passage(run_dir, vocab, meta.get("train", {}), cfg, warn)
     acts = activations(model, vocab, text, unknown="skip")
     now, saved = samples_html(model, vocab, records, cfg)
-    config = {"model": meta["model"], "train": meta.get("train", {})}
+    config = {"model": meta["model"], "train": meta.get("train", {}), "precision ran": meta.get("precision", "not recorded")}
     parts = {
         "title": html.escape(f"rnnkit report: {run_dir.resolve().name}"),
         "summary": summary(run_dir, meta, last, model, vocab, ids),

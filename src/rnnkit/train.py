@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import distributed
+from . import distributed, precision
 from .config import RnnkitError
 from .models import detach_state
 from .windows import PAD
@@ -112,7 +112,7 @@ class LoopConfig:
     save_every: int = 200
     patience: int = 0
     log_every: int = 20
-    bf16: bool = True                  # bf16 autocast on CUDA
+    precision: str = "fp32"            # fp32 | bf16 | auto (precision.py decides what runs)
 
     @classmethod
     def of(cls, cfg) -> "LoopConfig":
@@ -180,6 +180,28 @@ class Hooks:
     inject: Optional[Callable[[int, torch.Tensor], torch.Tensor]] = None  # tests: alter the loss
 
 
+REFIT_EVERY = 50   # steps between refits of a --max-time schedule length
+
+
+class TrainClock:
+    """Seconds of training: `elapsed` at the start plus wall time since, less the time spent
+    `aside` (periodic evaluation with its sample, checkpoint writes). --max-time counts this."""
+
+    def __init__(self, elapsed: float):
+        self.t0, self.e0, self.paused = time.time(), elapsed, 0.0
+
+    def __call__(self) -> float:
+        return self.e0 + time.time() - self.t0 - self.paused
+
+    @contextmanager
+    def aside(self):
+        t = time.time()
+        try:
+            yield
+        finally:
+            self.paused += time.time() - t
+
+
 class Trainer:
     """Truncated-BPTT training of `model` on `batches` (StreamBatches or RandomWindows)."""
 
@@ -189,8 +211,7 @@ class Trainer:
         self.model, self.batches, self.cfg, self.opt, self.d = model, batches, cfg, optimizer, d
         self.hooks, self.loss_fn = hooks, loss_fn
         self.state = state or TrainState()
-        self.autocast = dict(device_type=d.device.type, dtype=torch.bfloat16,
-                             enabled=cfg.bf16 and d.device.type == "cuda")
+        self.precision = precision.resolve(cfg.precision, d.device)   # "fp32" | "bf16", what runs
 
     def step(self, flag: SignalFlag, clock: Optional[Callable[[], float]] = None) -> tuple[float, bool]:
         """One optimizer step; returns (global mean loss, whether any rank was signalled).
@@ -204,7 +225,7 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr
         self.model.train()
-        with torch.autocast(**self.autocast):
+        with precision.autocast(self.precision, self.d.device):
             logits, new_state = self.model(x, s.carried)
         loss = self.loss_fn(logits, y)
         if self.hooks.inject:
@@ -236,15 +257,35 @@ class Trainer:
             return f"no better validation loss in {cfg.patience} evaluations (--patience)"
         return None
 
-    def fix_horizon(self, steps_per_s: float) -> None:
-        """The cosine schedule's length: --decay-steps, else --max-steps, else what --max-time allows."""
+    def fix_horizon(self, steps_per_s: float, refit: bool = False) -> None:
+        """The cosine schedule's length: --decay-steps, else --max-steps, else what --max-time allows
+        at `steps_per_s` (with `refit`, the time-based length is updated to a newer speed)."""
         s, cfg = self.state, self.cfg
-        if s.horizon is not None:
+        if s.horizon is not None and not (refit and self.time_fitted()):
             return
         if cfg.max_steps is not None:
             s.horizon = cfg.max_steps
         elif cfg.max_time is not None and steps_per_s > 0:
             s.horizon = s.step + int(steps_per_s * max(0.0, cfg.max_time - s.elapsed))
+
+    def time_fitted(self) -> bool:
+        """The schedule's length comes from --max-time and the measured speed."""
+        cfg = self.cfg
+        return cfg.max_time is not None and cfg.decay_steps is None and cfg.max_steps is None
+
+    def track_speed(self, start: tuple[int, float], ref: Optional[tuple[int, float]]) -> Optional[tuple[int, float]]:
+        """Fit the schedule's length after the first 20 steps (or 10 s), then refit it every
+        REFIT_EVERY steps to the speed measured since then (past warm-up, so a short run does not
+        reach the floor lr early). `start`/`ref`: (step, elapsed) at this run's start / first fit."""
+        s = self.state
+        if ref is None:
+            if s.step - start[0] >= 20 or s.elapsed - start[1] > 10:
+                self.fix_horizon((s.step - start[0]) / max(1e-9, s.elapsed - start[1]))
+                return (s.step, s.elapsed)
+            return None
+        if (s.step - ref[0]) % REFIT_EVERY == 0:
+            self.fix_horizon((s.step - ref[0]) / max(1e-9, s.elapsed - ref[1]), refit=True)
+        return ref
 
     def evaluate(self) -> None:
         s, h = self.state, self.hooks
@@ -265,13 +306,13 @@ class Trainer:
             s.horizon = cfg.decay_steps
         elif s.horizon is None and cfg.max_steps is not None:
             s.horizon = cfg.max_steps
-        start, start_elapsed, start_step, window_t, window_chars = time.time(), s.elapsed, s.step, time.time(), s.chars
+        window_t, window_chars = time.time(), s.chars
+        clock, start, ref = TrainClock(s.elapsed), (s.step, s.elapsed), None
         saved_at = None  # the step `last` was written at, so the final save does not repeat it
         with SignalFlag() as flag:
             while (why := self.should_stop()) is None:
-                loss, signalled = self.step(flag, clock=lambda: start_elapsed + time.time() - start)
-                if s.horizon is None and (s.step - start_step >= 20 or s.elapsed > 10):
-                    self.fix_horizon((s.step - start_step) / max(1e-9, s.elapsed - start_elapsed))
+                loss, signalled = self.step(flag, clock=clock)
+                ref = self.track_speed(start, ref)
                 if s.step % cfg.log_every == 0 or s.step == 1:
                     now = time.time()
                     rate = (s.chars - window_chars) / max(1e-9, now - window_t)
@@ -280,13 +321,15 @@ class Trainer:
                         h.log({"step": s.step, "chars": s.chars, "loss": loss, "lr": self.opt.param_groups[0]["lr"],
                                "chars_per_s": rate, "time": round(s.elapsed, 3)})
                 if s.step % cfg.eval_every == 0:
-                    self.evaluate()
+                    with clock.aside():
+                        self.evaluate()
                 if signalled:
                     if h.save:
                         h.save(s, "last")
                     raise Interrupted(flag.signum or signal.SIGTERM, s.step)
                 if s.step % cfg.save_every == 0 and h.save:
-                    h.save(s, "last")
+                    with clock.aside():
+                        h.save(s, "last")
                     saved_at = s.step
         if s.step % cfg.eval_every != 0:
             self.evaluate()

@@ -11,15 +11,15 @@ A checkpoint from rnnkit 0.1 (one model, level inputs, one output at step H) sti
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint
 from .config import ForecastConfig, UsageError
+from .fileio import show, write_atomic
 from .forecast_inputs import Scaler, prepare, steps, to_units
 from .forecast_model import Ensemble, Forecaster, predict_scaled
 from .intervals import bands, floor_vol
@@ -31,26 +31,8 @@ RUN_FILES = {MODEL_FILE, "metrics.json", "predictions.csv", "forecast.png"}
 
 
 def printable(text: str) -> str:
-    """A file name that is not valid UTF-8 (surrogate escapes) -> text that prints and draws."""
-    return os.fsencode(text).decode("utf-8", "replace") if isinstance(text, str) else str(text)
-
-
-@dataclass
-class ForecasterRecord:
-    """What load_forecaster returns (as checkpoint.Loaded does for language models): attributes
-    model, config, meta, path, scaler; unpacks as the 0.1 tuple (model, scaler, config, meta)."""
-
-    model: torch.nn.Module
-    config: ForecastConfig
-    meta: dict
-    path: Path
-    scaler: Scaler
-
-    def __iter__(self):
-        return iter((self.model, self.scaler, self.config, self.meta))
-
-    def __getitem__(self, i: int):
-        return tuple(self)[i]
+    """A file name that is not valid UTF-8 -> text that prints and draws (its bytes escaped)."""
+    return show(text)
 
 
 def check_out(out: str, force: bool) -> Path:
@@ -73,12 +55,7 @@ def check_out(out: str, force: bool) -> Path:
 
 def write_text(path: Path, text: str) -> None:
     """Atomic: a crash leaves the old file or the new one, never half of either."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    write_atomic(path, text)
 
 
 def save_forecaster(path: Path, model: Ensemble, scalers: list[Scaler], cfg: ForecastConfig,
@@ -104,7 +81,7 @@ def _rebuild(cfg: ForecastConfig, meta: dict, tensors: dict) -> torch.nn.Module:
     return model
 
 
-def load_forecaster(target: str) -> ForecasterRecord:
+def load_forecaster(target: str) -> Loaded:
     """A saved forecaster from a run directory (its forecast.safetensors) or the file itself."""
     p = Path(target)
     path = p / MODEL_FILE if p.is_dir() else p
@@ -126,7 +103,7 @@ def load_forecaster(target: str) -> ForecasterRecord:
             raise ValueError("the scaler does not cover the features and the target")
     except (UsageError, KeyError, RuntimeError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({str(e).splitlines()[0]})")
-    return ForecasterRecord(model.eval(), cfg, meta, path, scaler)
+    return Loaded(model.eval(), cfg, meta, Path(path), scaler=scaler)
 
 
 def predictions_csv(res) -> str:

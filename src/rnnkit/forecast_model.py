@@ -21,6 +21,7 @@ from torch import nn
 
 from .config import ForecastConfig
 from .models import make_rnn
+from .train import optimizer_step
 
 
 class Forecaster(nn.Module):
@@ -101,13 +102,6 @@ def new_member(cfg: ForecastConfig, features: int, calendar: int, seed: int,
     return m
 
 
-def step(model: nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    # TODO(issue 12): train.optimizer_step once main has it
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
 def train_member(model: Forecaster, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor,
                  cfg: ForecastConfig, seed: int, log: Callable[[str], None]) -> list[float]:
     """Adam on the mean squared error of the targets divided by out_scale; shuffled mini-batches
@@ -124,7 +118,7 @@ def train_member(model: Forecaster, x: torch.Tensor, y: torch.Tensor, xv: torch.
         for i in range(0, m, batch):
             idx = perm[i: i + batch]
             loss = nn.functional.mse_loss(model(x[idx]) / model.out_scale, y[idx] / model.out_scale)
-            step(model, opt, loss)
+            optimizer_step(model, opt, loss)
             total += loss.item() * len(idx)
         history.append(total / m)
         note = ""

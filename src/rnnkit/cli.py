@@ -29,14 +29,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_lab(a) -> int:
-    from .labs import LABS, LabOptions, run_lab
+    from .config import LabConfig
+    from .labs import LABS, run_lab
     if a.list or not a.name:
         for name, (_, desc) in LABS.items():
             print(f"{name:<14}{desc}")
         return 0
     from .train import torch_threads
     with torch_threads(1):  # tiny models: one thread is faster and immune to a busy machine
-        res = run_lab(a.name, LabOptions(seed=a.seed, cell=a.cell, epochs=a.epochs, stateful=a.stateful, data=a.data))
+        res = run_lab(a.name, LabConfig.from_args(a), given=set(given(a, LabConfig)))
     print(f"lab {a.name}: {'reached its target' if res.reached else 'did NOT reach its target'}")
     return 0 if res.reached else 1
 
@@ -209,11 +210,8 @@ def build_parser() -> Parser:
     lab = sub.add_parser("lab", help="run one of the lecture's labs")
     lab.add_argument("name", nargs="?", help="lab name (see --list)")
     lab.add_argument("--list", action="store_true", help="list the labs")
-    lab.add_argument("--seed", type=int, default=0)
-    lab.add_argument("--cell", default="lstm", choices=("rnn", "lstm", "gru"))
-    lab.add_argument("--epochs", type=int, default=None, help="training epochs (default: the lab's budget)")
-    lab.add_argument("--stateful", action="store_true", help="longseq: carry the state across windows")
-    lab.add_argument("--data", default=None, help="stock: a CSV file instead of the built-in series")
+    from .config import LabConfig
+    LabConfig.add_arguments(lab)
     lab.set_defaults(func=cmd_lab)
 
     tr = sub.add_parser("train", help="train a character language model")

@@ -28,7 +28,7 @@ from .checkpoint import (CheckpointError, clean_temporaries, find_checkpoint, mo
                          save_checkpoint, build_model, set_aside)
 from .config import ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
 from .corpus import load_ids, resolve_sources
-from .models import SequenceModel, count_params
+from .models import SequenceModel, check_memory, count_params
 from .plots import plot_curves
 from .sample import generate
 from .train import Hooks, Trainer, TrainState
@@ -235,6 +235,14 @@ def resume_configs(out: Path, given: dict, warn: Callable[[str], None]) -> tuple
     return tcfg, ModelConfig.from_dict(meta["model"], where=f"{path} model config"), path, tensors, meta
 
 
+def check_train_memory(mcfg: ModelConfig, tcfg: TrainConfig, d: distributed.Dist) -> None:
+    """models.check_memory for one training step: on CPU the ranks of a machine share its memory
+    (the whole --batch counts), on a GPU each rank holds its share of the batch."""
+    batch = -(-tcfg.batch // d.world) if d.device.type == "cuda" else tcfg.batch
+    check_memory(dataclasses.replace(mcfg, vocab_size=max(mcfg.vocab_size, 1)), batch, tcfg.seq_len,
+                 device=d.device)
+
+
 def train_lm(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig], out: str | Path, resume: bool = False,
              given: Optional[dict] = None, quiet: bool = False, hooks: Optional[Hooks] = None) -> dict:
     """Train (or with resume=True continue) a character LM in run directory `out`.
@@ -272,6 +280,7 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
         if (out / "last.safetensors").exists() or (out / "best.safetensors").exists():
             raise UsageError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
     tcfg.validate()
+    check_train_memory(mcfg, tcfg, d)  # before anything is written (the vocabulary size: 1 until read)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     torch.manual_seed(tcfg.seed + d.rank)
@@ -285,6 +294,7 @@ def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hoo
     ids, vocab = load_ids_in_turn(sources, tcfg.encoding, out / "data", vocab_in, d)
     train_ids, val_ids = split_ids(ids, tcfg.val_fraction)
     mcfg = dataclasses.replace(mcfg, vocab_size=len(vocab)).validate()
+    check_train_memory(mcfg, tcfg, d)
     if tcfg.batching == "streams":
         batches = StreamBatches(train_ids, tcfg.batch, tcfg.seq_len, d.rank, d.world)
     else:

@@ -7,6 +7,7 @@ own input symbol.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Optional, Union
 
@@ -189,8 +190,9 @@ def check_memory(cfg: ModelConfig, batch: int = 1, seq_len: int = 1, training: b
         field = f"--batch {batch} x --seq-len {seq_len}"
         part = f"{gb(est['activations'])} of activations for {batch} x {seq_len} positions"
     else:
-        name = max(("hidden", "embed", "layers", "vocab_size"),
-                   key=lambda k: 0 if k == "layers" else getattr(cfg, k))
+        # the size whose reduction to its least saves the most parameters
+        least = {"hidden": 1, "embed": 1 if cfg.embed else 0, "layers": 1, "vocab_size": 1}
+        name = max(least, key=lambda k: param_count(cfg) - param_count(dataclasses.replace(cfg, **{k: least[k]})))
         field = "vocabulary size" if name == "vocab_size" else f"--{name} {getattr(cfg, name)}"
         what = "weights, gradients and Adam moments" if training else "weights"
         part = f"{gb(est['total'] - est['activations'])} of {what} ({param_count(cfg):,} parameters)"

@@ -31,7 +31,7 @@ import torch
 from .checkpoint import find_checkpoint, load_model
 from .config import ReportConfig, SampleConfig, UsageError, shown
 from .corpus import read_text, verified_cache
-from .models import count_params
+from .models import check_memory, count_params
 from .plots import read_metrics_checked, skipped_note
 from .probe import Activations, activations, rank_units
 from .sample import generate
@@ -279,6 +279,7 @@ def build_report(run_dir: str | os.PathLike, cfg: Optional[ReportConfig] = None,
 def _build_report(run_dir: Path, cfg: ReportConfig, warn: Callable[[str], None]) -> str:
     from .distributed import pick_device
     model, vocab, meta = load_model(run_dir, pick_device(cfg.device), warn=warn)
+    check_memory(model.config, 1, cfg.chars, training=False, device=pick_device(cfg.device))  # the probe's pass
     last = find_checkpoint(run_dir, ("last", "prev", "best"), warn)[2] if run_dir.is_dir() else meta
     records, bad = read_metrics_checked(run_dir / "metrics.jsonl") if run_dir.is_dir() else ([], 0)
     if bad:

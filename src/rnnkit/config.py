@@ -347,3 +347,35 @@ class ReportConfig(Config):
     device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
     threads: int = opt(1, "CPU threads while building (0: PyTorch's default); sampling one character "
                        "at a time from a small model is fastest on one", lo=0, hi=1024)
+
+
+# ---- names that are safe to show (issue 14) ----
+
+def shown(name: "str | bytes | Any") -> str:
+    """A file name as text that can be printed, drawn or written as UTF-8. Python keeps the bytes
+    of a name that are not UTF-8 as lone surrogates ('\\udcff'), which no UTF-8 writer and no font
+    accepts; here they become '\\xff' escapes. Other lone surrogates become '\\udXXX' escapes."""
+    import os
+    s = os.fsdecode(name) if isinstance(name, (bytes, os.PathLike)) else str(name)
+    try:
+        raw = s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+# ---- the labs (rnnkit lab) ----
+
+SEED_HI = 2**63 - 1   # every --seed: 0 <= seed < 2**63, the range torch and numpy both accept
+
+
+@dataclass
+class LabConfig(Config):
+    """Running one of the lecture's labs (rnnkit lab NAME). Each lab has its own budget and sizes;
+    options that a lab does not use are refused (labs.APPLIES), not ignored."""
+
+    seed: int = opt(0, "random seed", lo=0, hi=SEED_HI)
+    cell: str = opt("lstm", "recurrent cell (not softmax-only, which has none)", choices=("rnn", "lstm", "gru"))
+    epochs: int | None = opt(None, "training epochs (default: the lab's budget)", lo=1, hi=1_000_000)
+    stateful: bool = opt(False, "longseq: carry the state across windows")
+    data: str | None = opt(None, "stock: a CSV file instead of the built-in series")

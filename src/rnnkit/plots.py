@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import sys
 import warnings
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .config import shown  # noqa: E402
 from .fileio import write_atomic  # noqa: E402
-from .runlog import curves, read_metrics  # noqa: E402
+from .runlog import curves, read_metrics_checked, skipped_note  # noqa: E402
 
 def save(fig, png: Path) -> None:
     """Write the figure atomically. Characters the font lacks (a CJK file name in a title) are drawn
@@ -25,20 +27,25 @@ def save(fig, png: Path) -> None:
     write_atomic(png, buf.getvalue(), "picture")
 
 
-def plot_curves(metrics: Path, png: Path) -> None:
-    """Train and validation loss (bits per character) against characters seen."""
-    train, val = curves(read_metrics(metrics))
+def plot_curves(metrics: Path, png: Path, warn=None, unit: str = "character") -> int:
+    """Train and validation loss (bits per `unit`) against units seen. Records that are not
+    usable are skipped and counted (returned; said through `warn`, default stderr)."""
+    recs, bad = read_metrics_checked(metrics)
+    if bad:
+        (warn or (lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr)))(skipped_note(metrics, bad))
+    train, val = curves(recs)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     if train:
         ax.plot(*zip(*train), label="train", lw=1, alpha=0.8)
     if val:
         ax.plot(*zip(*val), "o-", label="validation", lw=1.5, ms=3)
-    ax.set_xlabel("characters seen")
-    ax.set_ylabel("loss (bits per character)")
-    ax.set_title(f"{metrics.parent.name}: learning curves")
+    ax.set_xlabel(f"{unit}s seen")
+    ax.set_ylabel(f"loss (bits per {unit})")
+    ax.set_title(f"{shown(metrics.parent.name)}: learning curves")  # a name that is not UTF-8 has no glyphs
     ax.grid(alpha=0.3)
     ax.legend()
     save(fig, png)
+    return bad
 
 
 def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: str, target: str,
@@ -64,8 +71,8 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
     ax.axvline(x[n_train], color="gray", ls=":", lw=1.5)
     ax.text(x[n_train], 1.0, " test ->", transform=ax.get_xaxis_transform(), va="top", color="gray")
     ax.text(x[n_train], 1.0, "<- train ", transform=ax.get_xaxis_transform(), va="top", ha="right", color="gray")
-    ax.set_title(title)
-    ax.set_ylabel(target)
+    ax.set_title(shown(title))
+    ax.set_ylabel(shown(target))
     ax.legend(loc="best")
     # the last 60 test rows up close: at full scale the three curves overlap
     tail = rows[-60:]
@@ -74,7 +81,7 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
     zoom.plot(x[tail], pred[-k:], color="tab:red", lw=1)
     zoom.plot(x[tail], naive[-k:], color="tab:blue", lw=1, ls="--")
     zoom.set_title(f"last {k} test rows", fontsize=9)
-    zoom.set_ylabel(target)
+    zoom.set_ylabel(shown(target))
     for a in (ax, zoom):
         a.grid(alpha=0.3)
         a.tick_params(axis="x", labelrotation=20)

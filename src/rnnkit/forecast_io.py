@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint
-from .config import ForecastConfig, UsageError
-from .fileio import show, write_atomic
+from .config import ForecastConfig, UsageError, shown
+from .fileio import write_atomic
 from .forecast_inputs import Scaler, prepare, steps, to_units
 from .forecast_model import Ensemble, Forecaster, predict_scaled
 from .intervals import bands, floor_vol
@@ -32,7 +32,7 @@ RUN_FILES = {MODEL_FILE, "metrics.json", "predictions.csv", "forecast.png"}
 
 def printable(text: str) -> str:
     """A file name that is not valid UTF-8 -> text that prints and draws (its bytes escaped)."""
-    return show(text)
+    return shown(text)
 
 
 def check_out(out: str, force: bool) -> Path:

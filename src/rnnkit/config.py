@@ -308,7 +308,7 @@ class ForecastConfig(Config):
     val_fraction: float = opt(0.2, "last fraction of the training windows used to pick the best epoch "
                               "and calibrate the intervals (0: keep the last epoch, no intervals)", lo=0.0, hi=0.5)
     batch: int = opt(32, "windows per Adam step (0: all at once, as in the lecture)", lo=0)
-    lr: float = opt(1e-3, "Adam learning rate", above=0.0, hi=10.0)
+    lr: float = opt(3e-3, "Adam learning rate", above=0.0, hi=10.0)
     seed: int = opt(0, "random seed (weights and shuffling); member k of the ensemble uses seed + k",
                     lo=0, hi=2**63 - 1)
     threads: int = opt(1, "CPU threads (0: PyTorch's default; one is fastest for models this small)",

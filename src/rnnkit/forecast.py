@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .baselines import metrics, naive_forecast, skill
+from .baselines import metrics, naive_forecast, skill  # noqa: F401 (API)
 from .config import ForecastConfig, UsageError
 from .forecast_fit import Part, choose, fit_parts, make_part, score_part
 from .intervals import coverage
@@ -31,6 +31,10 @@ from .forecast_io import (MODEL_FILE, check_out, load_forecaster, predict_file, 
 from .forecast_model import Ensemble, Forecaster  # noqa: F401 (API)
 from .forecast_report import ForecastResult, dumps, table  # noqa: F401 (API)
 from .series import Series, load_panel, load_series
+
+__all__ = ["ForecastConfig", "ForecastResult", "Forecaster", "Ensemble", "Scaler", "fit_forecast", "fit_panel",
+           "run_forecast", "write_run", "load_forecaster", "save_forecaster", "predict_file", "table", "metrics",
+           "naive_forecast", "windows", "min_rows", "split_point", "check_length", "MODEL_FILE"]
 
 
 def _result(sc, s: Series, feats, target, n_train, t0, cfg, freq) -> ForecastResult:

@@ -166,26 +166,35 @@ def cmd_corpora(a) -> int:
     return 0
 
 
-PREDICT_KEEPS = ("columns", "date_column", "reverse")   # data-reading options; the rest is the model's
+PREDICT_KEEPS = ("columns", "date_column", "reverse", "fill", "date_format")  # data-reading options;
+# the rest is the model's
 
 
 def cmd_forecast(a) -> int:
-    from .forecast import run_forecast, table
+    from .forecast import printable, run_forecast, table
+    from .forecast_report import dumps
     if a.predict:
         return forecast_predict(a)
+    if a.csv and hasattr(a, "series"):
+        raise UsageError("--series picks a built-in series; it cannot be used with a CSV file")
     cfg = ForecastConfig.from_args(a)
-    out = a.out or f"runs/forecast-{Path(a.csv).stem if a.csv else 'goog'}"
-    res = run_forecast(cfg, a.csv, out)
+    name = Path(a.csv).stem if a.csv else cfg.series
+    out = a.out or f"runs/forecast-{name}"
+    res = run_forecast(cfg, a.csv, out, force=a.force)
     print(table(res))
-    print(f"plot: {out}/forecast.png  model: {out}/forecast.safetensors "
-          f"(rnnkit forecast --predict {out} CSV)")
+    shown = printable(out)
+    print(f"plot: {shown}/forecast.png  predictions: {shown}/predictions.csv  model: {shown}/forecast.safetensors "
+          f"(rnnkit forecast --predict {shown} CSV)")
     if a.json:
-        print(json.dumps(res.to_json()))
+        print(dumps(res.to_json()))
     return 0
 
 
 def forecast_predict(a) -> int:
     from .forecast import predict_file
+    from .forecast_report import dumps
+    if a.force:
+        raise UsageError("--force cannot be used with --predict: nothing is written")
     fixed = sorted(k for k in given(a, ForecastConfig) if k not in PREDICT_KEEPS)
     if fixed:
         raise UsageError(f"--{fixed[0].replace('_', '-')} cannot be used with --predict: the saved model "
@@ -195,14 +204,14 @@ def forecast_predict(a) -> int:
     if not a.csv:
         raise UsageError("--predict RUN_DIR needs the CSV file of rows to forecast from")
     r = predict_file(a.predict, a.csv, getattr(a, "columns", None), getattr(a, "date_column", None),
-                     getattr(a, "reverse", False))
+                     getattr(a, "reverse", False), getattr(a, "fill", None), getattr(a, "date_format", None))
     h, t = r["horizon"], r["target"]
     for f in r["forecasts"]:
         print(f"line {f['line']}{' ' + f['date'] if f['date'] else ''}: {t} {f['last']:.6g} -> "
               f"{f['forecast']:.6g} {h} step(s) later")
     print(f"forecast of {t} {h} step(s) after the last row: {r['next']:.6g}")
     if a.json:
-        print(json.dumps(r))
+        print(dumps(r))
     return 0
 
 
@@ -244,6 +253,7 @@ def build_parser() -> Parser:
     fc.add_argument("--out", metavar="RUN_DIR", help="where the model, forecast.png and metrics.json go "
                     "(default: runs/forecast-NAME)")
     fc.add_argument("--predict", metavar="RUN_DIR", help="apply the model saved in RUN_DIR to the rows of CSV")
+    fc.add_argument("--force", action="store_true", help="replace the forecaster already saved in --out")
     fc.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     ForecastConfig.add_arguments(fc)
     fc.set_defaults(func=cmd_forecast)

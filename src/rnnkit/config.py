@@ -70,6 +70,11 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if origin is list and args == (float,):  # numbers: ints accepted
+        if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in value):
+            raise UsageError(f"{flag_name(name)} must be a list of numbers (got {value!r})")
+        return [float(v) for v in value]
     if origin is list or hint is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise UsageError(f"{param(name)} must be a list of strings (got {value!r})")
@@ -130,7 +135,8 @@ class Config:
             hint = hints[f.name]
             if typing.get_origin(hint) in (typing.Union, types.UnionType):
                 hint = next(a for a in typing.get_args(hint) if a is not type(None))
-            default = f.default if f.default is not dataclasses.MISSING else None
+            default = f.default if f.default is not dataclasses.MISSING else \
+                (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
             kw: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS,
                                       help=f"{f.metadata.get('help', '')} (default: {default})")
             if hint is bool:
@@ -138,6 +144,9 @@ class Config:
                 continue
             if f.metadata.get("choices"):
                 kw["choices"] = f.metadata["choices"]
+            if typing.get_origin(hint) is list:  # a repeatable option: --level 80 --level 95
+                kw["action"] = "append"
+                hint = typing.get_args(hint)[0]
             kw["type"] = hint if hint in (int, float, str) else str
             parser.add_argument(flag_name(f.name), metavar=f.name.upper(), **kw)
 
@@ -269,25 +278,60 @@ class ForecastConfig(Config):
     target: str | None = opt(None, "column to forecast; none: the column named close, else the last")
     features: str | None = opt(None, "comma-separated input columns; none: every numeric column")
     columns: str | None = opt(None, "comma-separated names for the columns of a file without a header")
-    date_column: str | None = opt(None, "column of ISO dates; none: a column named date, time, datetime or timestamp")
+    date_column: str | None = opt(None, "column of dates; none: a column named date, time, datetime or timestamp")
+    date_format: str | None = opt(None, "strptime format of the dates, e.g. %%d/%%m/%%Y; none: ISO dates")
     reverse: bool = opt(False, "the file lists the newest row first and has no dates (as the lecture's)")
-    window: int = opt(7, "past steps the model sees", lo=1, hi=100_000)
-    horizon: int = opt(1, "forecast this many steps after the window's last step", lo=1, hi=100_000)
+    fill: str | None = opt(None, "missing values: ffill, interpolate or drop; none: refuse them",
+                           choices=("ffill", "interpolate", "drop"))
+    id_column: str | None = opt(None, "long format: the column naming the series; one model for all")
+    series: str = opt("goog", "built-in series when no CSV is given: goog, co2, sunspots (the last "
+                      "two need the classic extra)", choices=("goog", "co2", "sunspots"))
+    window: int | None = opt(None, "past steps the model sees; none: one season, at least 7 "
+                             "(20 for yearly data)", lo=1, hi=100_000)
+    season: int | None = opt(None, "season length in steps; none: from the dates (1: no season)", lo=1, hi=100_000)
+    horizon: int = opt(1, "forecast every step 1..H after the window's last step (direct multi-output); "
+                       "the headline errors are step H's", lo=1, hi=100_000)
     test_fraction: float = opt(0.3, "last fraction of the rows held out for testing", above=0.0, hi=0.9)
     target_mode: str = opt("change", "change: predict the target's change since the window's last "
                            "value; level: predict the value itself (the lecture)", choices=("change", "level"))
+    inputs: str = opt("diff", "diff: each step's change, scaled by the training part's typical change "
+                      "(scale-free); level: the values min-max scaled on the training part (the lecture)",
+                      choices=("diff", "level"))
+    calendar: bool = opt(False, "add the calendar (day of week, time of year) of the forecast "
+                         "date as inputs known in advance (needs dates)")
     cell: str = opt("lstm", "recurrent cell", choices=CELLS)
     layers: int = opt(1, "stacked recurrent layers", lo=1, hi=16)
     hidden: int = opt(32, "hidden units per layer", lo=1, hi=4096)
     dropout: float = opt(0.0, "dropout between layers", lo=0.0, hi=0.95)
+    ensemble: int = opt(3, "models trained from different seeds; the forecast is their mean", lo=1, hi=64)
     epochs: int = opt(30, "passes over the training windows", lo=1, hi=1_000_000)
     val_fraction: float = opt(0.2, "last fraction of the training windows used to pick the best epoch "
-                              "(0: keep the last epoch)", lo=0.0, hi=0.5)
+                              "and calibrate the intervals (0: keep the last epoch, no intervals)", lo=0.0, hi=0.5)
     batch: int = opt(32, "windows per Adam step (0: all at once, as in the lecture)", lo=0)
     lr: float = opt(1e-3, "Adam learning rate", above=0.0, hi=10.0)
-    seed: int = opt(0, "random seed (weights and shuffling)", lo=0, hi=2**63 - 1)
+    seed: int = opt(0, "random seed (weights and shuffling); member k of the ensemble uses seed + k",
+                    lo=0, hi=2**63 - 1)
     threads: int = opt(1, "CPU threads (0: PyTorch's default; one is fastest for models this small)",
                        lo=0, hi=1024)
+    level: list[float] = opt([80.0], "prediction-interval level in percent, repeatable "
+                             "(--level 80 --level 95); split-conformal on the training part's tail")
+    classic: str = opt("auto", "classical yardsticks (statsmodels ETS and ARIMA): auto (when "
+                       "installed) or off", choices=("auto", "off"))
+    backtest: int = opt(0, "rolling-origin evaluation over K expanding folds (0: one split)", lo=0, hi=100)
+    step: int | None = opt(None, "rows between backtest folds; none: the test part cut into K", lo=1)
+    refit: bool = opt(False, "retrain on every backtest fold (otherwise one model, trained before the first)")
+
+    def validate(self) -> "ForecastConfig":
+        super().validate()
+        for v in self.level:
+            if not 0 < v < 100:
+                raise UsageError(f"--level must be between 0 and 100 percent (got {v:g})")
+        if self.inputs == "diff" and self.target_mode == "level":
+            raise UsageError("--inputs diff is scale-free and cannot forecast a level; use "
+                             "--target-mode change, or --inputs level")
+        if self.inputs == "diff" and self.window == 1:
+            raise UsageError("--inputs diff needs --window >= 2 (one change needs two values)")
+        return self
 
 
 @dataclass
@@ -331,7 +375,7 @@ class LabConfig(Config):
     options that a lab does not use are refused (labs.APPLIES), not ignored."""
 
     seed: int = opt(0, "random seed", lo=0, hi=SEED_HI)
-    cell: str = opt("lstm", "recurrent cell (not softmax-only, which has none)", choices=("rnn", "lstm", "gru"))
+    cell: str = opt("lstm", "recurrent cell (not softmax-only, which has none)", choices=CELLS)
     epochs: int | None = opt(None, "training epochs (default: the lab's budget)", lo=1, hi=1_000_000)
     stateful: bool = opt(False, "longseq: carry the state across windows")
     data: str | None = opt(None, "stock: a CSV file instead of the built-in series")

@@ -235,7 +235,7 @@ def lab_stock(opts: LabOptions) -> LabResult:
     epochs = _setup(opts, 500)
     cfg = ForecastConfig(window=7, horizon=1, test_fraction=0.3, target_mode="level", cell=opts.cell,
                          layers=1, hidden=10, batch=0, lr=0.01, epochs=epochs, val_fraction=0.0,
-                         seed=opts.seed)
+                         seed=opts.seed, inputs="level", ensemble=1, classic="off")
     # the lecture's file lists the newest day first and has no dates (xy = xy[::-1] in the script);
     # a file with a date column is ordered by its dates instead
     series, feats, target = load_series(opts.data, "Close", "Open,High,Low,Volume,Close",

@@ -48,10 +48,23 @@ def plot_curves(metrics: Path, png: Path, warn=None, unit: str = "character") ->
     return bad
 
 
-def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: str, target: str) -> None:
+def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: str, target: str,
+                  bands: dict | None = None, horizons: list | None = None) -> None:
     """The whole series, the model's and the naive forecasts over the test part (rows), and a line at
-    the train/test boundary. x: dates or row numbers (N,); truth (N,); pred, naive (len(rows),)."""
-    fig, (ax, zoom) = plt.subplots(2, 1, figsize=(9, 6.5), dpi=110, height_ratios=(3, 2))
+    the train/test boundary. x: dates or row numbers (N,); truth (N,); pred, naive (len(rows),).
+    bands: level -> (lower, upper) (len(rows),) drawn as shaded intervals; horizons: the per-step
+    errors (a third panel when there is more than one step)."""
+    bands = bands or {}
+    multi = horizons is not None and len(horizons) > 1
+    fig, axes = plt.subplots(3 if multi else 2, 1, figsize=(9, 9 if multi else 6.5), dpi=110,
+                             height_ratios=(3, 2, 2) if multi else (3, 2))
+    ax, zoom = axes[0], axes[1]
+    shades = sorted(bands, key=float, reverse=True)          # widest first, drawn lightest
+    for i, key in enumerate(shades):
+        lo, hi = bands[key]
+        for a, sel in ((ax, slice(None)), (zoom, slice(-60, None))):
+            a.fill_between(x[rows][sel], lo[sel], hi[sel], color="tab:red", alpha=0.12 + 0.1 * i, lw=0,
+                           label=f"{key}% interval" if a is ax else None)
     ax.plot(x, truth, color="black", lw=1, label="truth")
     ax.plot(x[rows], pred, color="tab:red", lw=1, label="model")
     ax.plot(x[rows], naive, color="tab:blue", lw=1, ls="--", alpha=0.8, label="naive (last value)")
@@ -72,4 +85,15 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
     for a in (ax, zoom):
         a.grid(alpha=0.3)
         a.tick_params(axis="x", labelrotation=20)
+    if multi:
+        per = axes[2]
+        st = [d["step"] for d in horizons]
+        per.plot(st, [d["model"]["rmse"] for d in horizons], "o-", color="tab:red", label="model")
+        per.plot(st, [d["naive"]["rmse"] for d in horizons], "s--", color="tab:blue", label="naive")
+        per.set_xticks(st)
+        per.set_xlabel("steps ahead")
+        per.set_ylabel("test RMSE")
+        per.set_title("error per step ahead", fontsize=9)
+        per.grid(alpha=0.3)
+        per.legend(loc="best")
     save(fig, png)

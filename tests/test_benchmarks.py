@@ -2,6 +2,7 @@
 not how fast anything is)."""
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -21,9 +22,11 @@ def bench(script: str, *args: str) -> str:
 
 
 def ratios(pattern: str, out: str) -> list[float]:
+    """The ratios the script printed where `pattern` expects them: each a finite number > 0 (the
+    pattern only matches digits, so 'nan', 'inf' or a missing figure fail here)."""
     found = [float(x) for x in re.findall(pattern, out)]
     assert found, out
-    assert all(0 < r < 100 for r in found), out
+    assert all(math.isfinite(r) and r > 0 for r in found), out
     return found
 
 

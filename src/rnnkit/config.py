@@ -375,7 +375,7 @@ class LabConfig(Config):
     options that a lab does not use are refused (labs.APPLIES), not ignored."""
 
     seed: int = opt(0, "random seed", lo=0, hi=SEED_HI)
-    cell: str = opt("lstm", "recurrent cell (not softmax-only, which has none)", choices=("rnn", "lstm", "gru"))
+    cell: str = opt("lstm", "recurrent cell (not softmax-only, which has none)", choices=CELLS)
     epochs: int | None = opt(None, "training epochs (default: the lab's budget)", lo=1, hi=1_000_000)
     stateful: bool = opt(False, "longseq: carry the state across windows")
     data: str | None = opt(None, "stock: a CSV file instead of the built-in series")

@@ -114,7 +114,8 @@ def test_refusals_name_such_files_in_one_line(cli, names):
 MEMORY = [
     ("--hidden 65536", ["--hidden", "65536"], "--hidden 65536: the model needs about"),
     ("--hidden 65536 on bytes", ["--hidden", "65536", "--encoding", "bytes"], "--hidden 65536"),
-    ("--embed 65536 --hidden 32768", ["--embed", "65536", "--hidden", "32768"], "--hidden 32768"),
+    ("--embed 65536 --hidden 65536 --layers 2", ["--embed", "65536", "--hidden", "65536", "--layers", "2"],
+     "--hidden 65536"),
     ("--layers 64 --hidden 50000", ["--layers", "64", "--hidden", "50000"], "--hidden 50000"),
     ("resume of such a run", None, "--hidden 65536"),
 ]
@@ -136,6 +137,28 @@ def test_sizes_beyond_memory_are_refused_first(cli, tmp_path, base, flags, words
     line = error_line(r)
     assert words in line and (" GB" in line or "weights do not match" in line), line
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("what", ["forecast", "lab", "report"])
+def test_forecast_labs_and_report_share_the_rule(monkeypatch, tmp_path, base, what):
+    """The same check guards the forecaster, the labs and the report's pass over its passage; here
+    against a machine said to have 1 MB free (the sizes are the commands' own)."""
+    import rnnkit.models
+    monkeypatch.setattr(rnnkit.models, "available_memory", lambda device="cpu": 10**6)
+    with pytest.raises(RnnkitError, match=r"the model needs about .* but this machine has 1 MB available"):
+        if what == "forecast":
+            from rnnkit.config import ForecastConfig
+            from rnnkit.forecast import run_forecast
+            (tmp_path / "p.csv").write_text(rows_csv())
+            run_forecast(ForecastConfig(hidden=512, layers=2, epochs=1), str(tmp_path / "p.csv"), None,
+                         log=lambda m: None)
+        elif what == "lab":
+            from rnnkit.labs import LabOptions, run_lab
+            run_lab("longseq", LabOptions(epochs=1, log=lambda m: None))
+        else:
+            from rnnkit.config import ReportConfig
+            from rnnkit.report import build_report
+            build_report(base, ReportConfig(chars=20_000))
 
 
 def test_the_estimate_counts_what_pytorch_allocates():

@@ -234,6 +234,14 @@ def seed_all(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+def check_forecast_memory(cfg: ForecastConfig, n_features: int, n_windows: int) -> None:
+    """models.check_memory for the forecaster: a recurrent stack over the features, one output."""
+    from .config import ModelConfig
+    from .models import check_memory
+    like = ModelConfig(vocab_size=n_features, cell=cfg.cell, layers=cfg.layers, hidden=cfg.hidden, embed=0)
+    check_memory(like, min(cfg.batch or n_windows, n_windows) or 1, cfg.window)
+
+
 def fit_forecast(cfg: ForecastConfig, series: Series, feats: list[str], target: str,
                  log: Callable[[str], None] = print) -> tuple[Forecaster, Scaler, ForecastResult]:
     """Split, scale on the train part, train, and score model and naive forecast on the test part."""
@@ -246,6 +254,7 @@ def fit_forecast(cfg: ForecastConfig, series: Series, feats: list[str], target: 
     train_data = prepare(series, feats, target, scaler, cfg, np.arange(first, n_train))
     test_data = prepare(series, feats, target, scaler, cfg, np.arange(n_train, n))
     seed_all(cfg.seed)
+    check_forecast_memory(cfg, len(feats), len(train_data.y))
     model = Forecaster(len(feats), cfg.cell, cfg.hidden, cfg.layers, cfg.dropout)
     if cfg.target_mode == "change":             # start from the naive forecast: a change of zero
         nn.init.zeros_(model.head.weight)

@@ -400,3 +400,31 @@ def test_an_edited_header_is_refused_before_building(cli, tmp_path, base, edit, 
     lines = [line for line in r.err_lines if ": error: " in line]
     assert len(lines) == 1 and words in lines[0] and ".safetensors" in lines[0], r.err
     assert tree_digest(tmp_path) == before
+
+
+FORECASTER_HEADERS = [  # (id, meta edit, words): `forecast --predict` of a re-signed forecaster
+    ("hidden 4096 x 16 layers", lambda m: m["config"].update(hidden=4096, layers=16),
+     "header field config describes a model of 2,080,985,089 weights, the file holds 181"),
+    ("hidden edited", lambda m: m["config"].update(hidden=5), "the file holds"),
+    ("cell edited", lambda m: m["config"].update(cell="gru"), "(gru, 1 layers, hidden 4, 5 features)"),
+    ("hidden a string", lambda m: m["config"].update(hidden="4"), "--hidden must be of type int"),
+    ("config not an object", lambda m: m.update(config=[1]), "header field config must be an object"),
+    ("features not a list", lambda m: m.update(features="Open"), "header field features must be a list"),
+    ("features empty", lambda m: m.update(features=[]), "header field features must be a list"),
+    ("features not names", lambda m: m.update(features=[1, 2]), "header field features must be a list"),
+]
+
+
+@pytest.mark.parametrize("edit, words", [c[1:] for c in FORECASTER_HEADERS], ids=[c[0] for c in FORECASTER_HEADERS])
+def test_an_edited_forecaster_header_is_refused_before_building(cli, tmp_path, edit, words):
+    from rnnkit.config import ForecastConfig
+    from rnnkit.forecast import run_forecast
+    (tmp_path / "p.csv").write_text(rows_csv())
+    run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0), str(tmp_path / "p.csv"), str(tmp_path / "fc"),
+                 log=lambda m: None)
+    model = tmp_path / "fc" / "forecast.safetensors"
+    resign(model, model, edit)
+    before = tree_digest(tmp_path)
+    line = error_line(cli("forecast", "--predict", "fc", "p.csv", cwd=tmp_path))
+    assert words in line and "forecast.safetensors" in line, line
+    assert tree_digest(tmp_path) == before

@@ -26,7 +26,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .config import ModelConfig, RnnkitError, UsageError
-from .models import SequenceModel, check_memory
+from .models import SequenceModel, check_memory, param_count
 from .vocab import Vocab, check_symbols
 
 SCHEMA = 1
@@ -158,7 +158,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{path}: written by a newer rnnkit (schema {schema}, this one reads "
                               f"<= {SCHEMA}); upgrade rnnkit")
     meta = upgrade(meta)
-    validate_meta(meta, path)
+    validate_meta(meta, path, tensors)
     return tensors, meta
 
 
@@ -300,7 +300,7 @@ STATE_FIELDS = {
 }
 
 
-def validate_meta(meta: dict, path: Path) -> None:
+def validate_meta(meta: dict, path: Path, tensors: dict | None = None) -> None:
     """Refuse a header whose fields have the wrong type or impossible sizes (one line naming the
     file and the field), so that nothing is ever built from it: the checksum only proves that the
     file is what someone wrote, not that rnnkit wrote it."""
@@ -309,7 +309,7 @@ def validate_meta(meta: dict, path: Path) -> None:
     if not isinstance(meta.get("kind"), str):
         raise bad("kind", f"must be a string (got {meta.get('kind')!r:.60})")
     if meta["kind"] != "charlm":
-        return  # forecasters: forecast.load_forecaster checks its own fields
+        return  # other kinds: their loader checks (validate_forecast_meta); a kind mismatch is named there
     for key in ("model", "vocab"):
         if not isinstance(meta.get(key), dict):
             raise bad(key, f"must be an object (got {type(meta.get(key)).__name__})")
@@ -347,3 +347,27 @@ def check_charlm_sizes(tensors: dict[str, torch.Tensor], meta: dict, source: Pat
         raise CheckpointError(f"{source}: weights do not match the model config ({cfg.cell}, {cfg.layers} "
                               f"layers, hidden {cfg.hidden}): " + "; ".join(diffs[:4]))
     check_memory(cfg, training=False, where=f"{source}: ")
+
+
+def validate_forecast_meta(meta: dict, path: Path, tensors: dict | None = None) -> None:
+    """A forecaster's header: its features a list of names, its config valid, and as many weights
+    in the file as that config's model has (forecast.Forecaster: a recurrent stack over the
+    features, then Linear(hidden, 1)), so an edited size is refused before anything is built."""
+    bad = lambda field, why: CheckpointError(f"{path}: header field {field} {why}; not a checkpoint "
+                                             "rnnkit wrote (edited?)")
+    from .config import ForecastConfig
+    feats = meta.get("features")
+    if not isinstance(feats, list) or not feats or not all(isinstance(f, str) for f in feats) or len(feats) > 100_000:
+        raise bad("features", "must be a list of 1 to 100000 column names")
+    if not isinstance(meta.get("config"), dict):
+        raise bad("config", f"must be an object (got {type(meta.get('config')).__name__})")
+    try:
+        cfg = ForecastConfig.from_dict(meta["config"], where="config")
+    except UsageError as e:
+        raise bad("config", f"is invalid ({e})") from None
+    like = ModelConfig(vocab_size=len(feats), cell=cfg.cell, layers=cfg.layers, hidden=cfg.hidden, embed=0)
+    want = param_count(like) - (cfg.hidden * len(feats) + len(feats)) + cfg.hidden + 1  # head: H -> 1
+    have = sum(t.numel() for k, t in (tensors or {}).items() if k.startswith("model."))
+    if tensors is not None and have != want:
+        raise bad("config", f"describes a model of {want:,} weights, the file holds {have:,} "
+                  f"({cfg.cell}, {cfg.layers} layers, hidden {cfg.hidden}, {len(feats)} features)")

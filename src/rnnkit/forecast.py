@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, validate_forecast_meta
 from .config import ForecastConfig, UsageError
 from .models import make_rnn
 from .train import torch_threads
@@ -313,6 +313,7 @@ def load_forecaster(target: str) -> tuple[Forecaster, Scaler, ForecastConfig, di
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != "forecast":
         raise CheckpointError(f"{path}: holds a {meta.get('kind')!r} model, not a forecaster")
+    validate_forecast_meta(meta, path, tensors)  # types and sizes, before anything is built
     try:
         cfg = ForecastConfig.from_dict(meta["config"], where=f"{path} config")
         model = Forecaster(len(meta["features"]), cfg.cell, cfg.hidden, cfg.layers, cfg.dropout)

@@ -404,9 +404,10 @@ def test_an_edited_header_is_refused_before_building(cli, tmp_path, base, edit, 
 
 FORECASTER_HEADERS = [  # (id, meta edit, words): `forecast --predict` of a re-signed forecaster
     ("hidden 4096 x 16 layers", lambda m: m["config"].update(hidden=4096, layers=16),
-     "header field config describes a model of 2,080,985,089 weights, the file holds 181"),
-    ("hidden edited", lambda m: m["config"].update(hidden=5), "the file holds"),
-    ("cell edited", lambda m: m["config"].update(cell="gru"), "(gru, 1 layers, hidden 4, 5 features)"),
+     "the weights do not match the config (lstm, 16 layers, hidden 4096"),
+    ("hidden edited", lambda m: m["config"].update(hidden=5), "the weights do not match the config"),
+    ("cell edited", lambda m: m["config"].update(cell="gru"), "the weights do not match the config (gru, 1 layers, hidden 4"),
+    ("outputs huge", lambda m: m.update(outputs=10**9), "header field outputs must be an integer from 0 to 100000"),
     ("hidden a string", lambda m: m["config"].update(hidden="4"), "--hidden must be of type int"),
     ("config not an object", lambda m: m.update(config=[1]), "header field config must be an object"),
     ("features not a list", lambda m: m.update(features="Open"), "header field features must be a list"),

@@ -79,9 +79,9 @@ def test_run_lab_takes_a_lab_config_and_refuses_what_a_lab_ignores():
                       ("hello", LabConfig(data="x.csv"))]:
         with pytest.raises(UsageError, match="does not apply to lab"):
             run_lab(name, cfg, log=lines.append)
-    with pytest.raises(UsageError, match=r"--seed must be <= 9223372036854775807"):
+    with pytest.raises(UsageError, match=r"seed must be <= 9223372036854775807"):
         run_lab("hello", LabConfig(seed=2**64))
-    with pytest.raises(UsageError, match=r"--seed must be >= 0 \(got -1\)"):
+    with pytest.raises(UsageError, match=r"seed must be >= 0 \(got -1\)"):
         run_lab("stock", LabConfig(seed=-1))
 
 
@@ -126,7 +126,7 @@ def test_too_few_epochs_does_not_reach():
     assert not res.reached
 
 
-@pytest.mark.parametrize("opts, match", [(dict(epochs=0), "--epochs"), (dict(cell="cnn"), "--cell")])
+@pytest.mark.parametrize("opts, match", [(dict(epochs=0), "epochs"), (dict(cell="cnn"), "cell")])  # field names: Python callers
 def test_bad_options(opts, match):
     with pytest.raises(UsageError, match=match):
         lab("hello", **opts)

@@ -11,21 +11,21 @@ and `best.safetensors` (lowest validation loss).
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import math
 import json
 import os
-import stat
 import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Optional
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .config import ModelConfig, RnnkitError, UsageError
+from .config import Config, ModelConfig, RnnkitError, UsageError
+from .fileio import check_regular_file, clean_temporaries, fsync_dir, tmp_name, write_synced  # noqa: F401 (clean_temporaries: re-exported)
 from .models import SequenceModel, check_memory, param_count
 from .vocab import Vocab, check_symbols
 
@@ -40,6 +40,33 @@ class CheckpointError(RnnkitError):
     exit_code = 2
 
 
+class Checkpoint(NamedTuple):
+    """One verified checkpoint file: where it is, its tensors and its JSON header."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+
+
+@dataclass
+class Loaded:
+    """A trained model rebuilt from its checkpoint: the same record for every kind of model.
+    `vocab` is set for character LMs, `scaler` for forecasters. Unpacks as the 0.1 tuples:
+    `model, vocab, meta = load_model(...)`, `model, scaler, config, meta = load_forecaster(...)`."""
+
+    model: torch.nn.Module
+    config: Config
+    meta: dict[str, Any]
+    path: Path
+    vocab: Optional[Vocab] = None
+    scaler: Any = None
+
+    def __iter__(self):
+        if self.scaler is not None:
+            return iter((self.model, self.scaler, self.config, self.meta))
+        return iter((self.model, self.vocab, self.meta))
+
+
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256(meta_json.encode())
     for name in sorted(tensors):
@@ -47,46 +74,6 @@ def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def write_synced(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file, fsync it, and return; the caller renames it into place.
-    On failure (a full disk) the temporary is removed and nothing else is touched."""
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        path.unlink(missing_ok=True)
-        why = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-        raise RnnkitError(f"could not write a checkpoint in {path.parent}: {why}; the previous "
-                          "checkpoint is intact, free space and continue with --resume")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` all at once: readers see the old file or the new, never half."""
-    tmp = tmp_name(path)
-    write_synced(tmp, data)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
@@ -99,11 +86,11 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     header = {"rnnkit": meta_json, "sha256": _digest(meta_json, cpu)}
     data = st_save(cpu, metadata=header)
     tmp = tmp_name(path)
-    write_synced(tmp, data)  # complete on disk before anything is renamed
+    write_synced(tmp, data, "checkpoint")  # complete on disk before anything is renamed
     if keep_previous is not None and path.exists():
         keep_copy(path, keep_previous)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def keep_copy(path: Path, keep: Path) -> None:
@@ -127,11 +114,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{path}: pickle-based files are never loaded (they can run code); "
                               "rnnkit checkpoints are .safetensors")
     try:
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
-        if not stat.S_ISREG(st.st_mode):  # a pipe would block the read forever
-            raise CheckpointError(f"{path}: not a regular file (a pipe or device); pass a checkpoint file")
+        check_regular_file(path, "checkpoint file", "pass a checkpoint file")
+    except UsageError as e:
+        raise CheckpointError(str(e)) from None
+    try:
         data = path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror or e})")
@@ -181,7 +167,7 @@ def candidates(run_dir: Path, order: tuple[str, ...]) -> list[Path]:
 
 
 def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best", "last", "prev"),
-                    warn=None) -> tuple[Path, dict[str, torch.Tensor], dict]:
+                    warn=None) -> Checkpoint:
     """The first loadable checkpoint of a run directory (in `order`), or a file given directly.
     A damaged one is reported through `warn` and the next is tried."""
     target = Path(target)
@@ -192,7 +178,7 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
     except OSError as e:  # a symlink loop, permissions
         raise CheckpointError(f"{target}: cannot read ({e.strerror or e})")
     if not target.is_dir():
-        return (target, *load_checkpoint(target))
+        return Checkpoint(target, *load_checkpoint(target))
     errors = []
     for path in candidates(target, order):
         if not path.exists():
@@ -204,7 +190,7 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
             continue
         if errors and warn:
             warn(f"{errors[-1]}; using {path.name} instead")
-        return path, tensors, meta
+        return Checkpoint(path, tensors, meta)
     if errors:
         raise CheckpointError(errors[0])
     pickles = sorted(p.name for p in target.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -223,12 +209,6 @@ def set_aside(path: Path) -> Path | None:
     return aside
 
 
-def clean_temporaries(run_dir: Path) -> None:
-    """Remove temporary files that a crash left in the middle of a write."""
-    for p in run_dir.glob(".*.tmp-*"):
-        p.unlink(missing_ok=True)
-
-
 def model_meta(model: SequenceModel, vocab: Vocab) -> dict:
     return {"kind": "charlm", "model": model.config.to_dict(), "vocab": vocab.to_json()}
 
@@ -244,12 +224,12 @@ def weight_differences(model: torch.nn.Module, weights: dict[str, torch.Tensor])
     return diffs
 
 
-def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
-                device: torch.device | str = "cpu") -> tuple[SequenceModel, Vocab]:
+def build_model(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[SequenceModel, Vocab]:
     """The model and vocabulary a character-LM checkpoint describes, weights loaded."""
+    meta, source = ckpt.meta, ckpt.path
     if meta.get("kind") != "charlm":
         raise CheckpointError(f"{source}: holds a {meta.get('kind')!r} model, not a character language model")
-    check_charlm_sizes(tensors, meta, source)  # sizes agree with the weights before anything is built
+    check_charlm_sizes(ckpt.tensors, meta, source)  # sizes agree with the weights before anything is built
     try:
         vocab = Vocab.from_json(meta["vocab"])
         model = SequenceModel(ModelConfig.from_dict(meta["model"], where=f"{source} model config"))
@@ -258,7 +238,7 @@ def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
     if len(vocab) != model.config.vocab_size:
         raise CheckpointError(f"{source}: vocabulary has {len(vocab)} symbols but the model expects "
                               f"{model.config.vocab_size}")
-    weights = unprefixed("model", tensors)
+    weights = unprefixed("model", ckpt.tensors)
     diffs = weight_differences(model, weights)
     if diffs:
         raise CheckpointError(f"{source}: weights do not match the model config "
@@ -269,11 +249,15 @@ def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
 
 
 def load_model(target: str | os.PathLike, device: torch.device | str = "cpu",
-               order: tuple[str, ...] = ("best", "last", "prev"), warn=None) -> tuple[SequenceModel, Vocab, dict]:
-    """Load a trained character LM from a run directory (best, else last) or a checkpoint file."""
-    path, tensors, meta = find_checkpoint(target, order, warn)
-    model, vocab = build_model(tensors, meta, path, device)
-    return model, vocab, meta
+               order: tuple[str, ...] = ("best", "last", "prev"), warn=None) -> Loaded:
+    """Load a trained character LM from a run directory (best, else last) or a checkpoint file.
+
+        loaded = load_model("runs/mine")          # loaded.model, .vocab, .config, .meta, .path
+        model, vocab, meta = load_model("runs/mine")
+    """
+    ckpt = find_checkpoint(target, order, warn)
+    model, vocab = build_model(ckpt, device)
+    return Loaded(model, model.config, ckpt.meta, ckpt.path, vocab=vocab)
 
 
 # ---- the JSON header, checked before anything is built from it (issue 14) ----
@@ -306,9 +290,9 @@ def validate_meta(meta: dict, path: Path, tensors: dict | None = None) -> None:
     file is what someone wrote, not that rnnkit wrote it."""
     bad = lambda field, why: CheckpointError(f"{path}: header field {field} {why}; not a checkpoint "
                                              "rnnkit wrote (edited?)")
-    if not isinstance(meta.get("kind"), str):
+    if "kind" in meta and not isinstance(meta["kind"], str):
         raise bad("kind", f"must be a string (got {meta.get('kind')!r:.60})")
-    if meta["kind"] != "charlm":
+    if meta.get("kind") != "charlm":
         return  # other kinds: their loader checks (validate_forecast_meta); a kind mismatch is named there
     for key in ("model", "vocab"):
         if not isinstance(meta.get(key), dict):
@@ -350,24 +334,18 @@ def check_charlm_sizes(tensors: dict[str, torch.Tensor], meta: dict, source: Pat
 
 
 def validate_forecast_meta(meta: dict, path: Path, tensors: dict | None = None) -> None:
-    """A forecaster's header: its features a list of names, its config valid, and as many weights
-    in the file as that config's model has (forecast.Forecaster: a recurrent stack over the
-    features, then Linear(hidden, 1)), so an edited size is refused before anything is built."""
+    """A forecaster's header before anything is read from it: the features a list of 1 to 100,000
+    names, the config an object of valid fields. forecast_io.check_shapes then compares the weights
+    the config describes with those in the file, on the meta device."""
+    from .config import ForecastConfig
     bad = lambda field, why: CheckpointError(f"{path}: header field {field} {why}; not a checkpoint "
                                              "rnnkit wrote (edited?)")
-    from .config import ForecastConfig
     feats = meta.get("features")
     if not isinstance(feats, list) or not feats or not all(isinstance(f, str) for f in feats) or len(feats) > 100_000:
         raise bad("features", "must be a list of 1 to 100000 column names")
     if not isinstance(meta.get("config"), dict):
         raise bad("config", f"must be an object (got {type(meta.get('config')).__name__})")
-    try:
-        cfg = ForecastConfig.from_dict(meta["config"], where="config")
-    except UsageError as e:
-        raise bad("config", f"is invalid ({e})") from None
-    like = ModelConfig(vocab_size=len(feats), cell=cfg.cell, layers=cfg.layers, hidden=cfg.hidden, embed=0)
-    want = param_count(like) - (cfg.hidden * len(feats) + len(feats)) + cfg.hidden + 1  # head: H -> 1
-    have = sum(t.numel() for k, t in (tensors or {}).items() if k.startswith("model."))
-    if tensors is not None and have != want:
-        raise bad("config", f"describes a model of {want:,} weights, the file holds {have:,} "
-                  f"({cfg.cell}, {cfg.layers} layers, hidden {cfg.hidden}, {len(feats)} features)")
+    for key in ("outputs", "calendar"):
+        v = meta.get(key, 1)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 100_000:
+            raise bad(key, f"must be an integer from 0 to 100000 (got {v!r:.60})")

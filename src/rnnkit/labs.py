@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .config import LabConfig, ModelConfig, UsageError, flag_name
+from .config import LabConfig, ModelConfig, UsageError, param
 from .models import SequenceModel, SoftmaxOnly, check_memory, summary
 from .train import accuracy, fit
 from .vocab import Vocab
@@ -235,7 +235,7 @@ def lab_stock(opts: LabOptions) -> LabResult:
     epochs = _setup(opts, 500)
     cfg = ForecastConfig(window=7, horizon=1, test_fraction=0.3, target_mode="level", cell=opts.cell,
                          layers=1, hidden=10, batch=0, lr=0.01, epochs=epochs, val_fraction=0.0,
-                         seed=opts.seed)
+                         seed=opts.seed, inputs="level", ensemble=1, classic="off")
     # the lecture's file lists the newest day first and has no dates (xy = xy[::-1] in the script);
     # a file with a date column is ordered by its dates instead
     series, feats, target = load_series(opts.data, "Close", "Open,High,Low,Volume,Close",
@@ -293,11 +293,11 @@ def refuse_unused(name: str, cfg: LabConfig, given: Optional[set] = None) -> Non
     for f, labs in APPLIES.items():
         used = f in given if given is not None else getattr(cfg, f) != getattr(defaults, f)
         if used and name not in labs:
-            raise UsageError(f"{flag_name(f)} does not apply to lab {name} (only to: {', '.join(labs)}); "
+            raise UsageError(f"{param(f)} does not apply to lab {name} (only to: {', '.join(labs)}); "
                              "leave it out")
 
 
-def run_lab(name: str, opts: LabConfig, log: Optional[Callable[[str], None]] = None,
+def run_lab(name: str, opts: Optional[LabConfig] = None, log: Optional[Callable[[str], None]] = None,
             given: Optional[set] = None) -> LabResult:
     """Run lab `name` with `opts` (a LabConfig, or LabOptions with its own log)."""
     if name not in LABS:

@@ -16,10 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from . import config as _config
+from . import regularize
 from .config import ModelConfig, RnnkitError, UsageError
 
 State = Optional[Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELLS = dict(zip(_config.CELLS, (nn.RNN, nn.LSTM, nn.GRU)))  # name -> fused PyTorch module
 
 
 def make_rnn(cell: str, input_size: int, hidden: int, layers: int, dropout: float = 0.0) -> nn.RNNBase:
@@ -68,6 +70,8 @@ class SequenceModel(nn.Module):
         alone; mask them in the loss (targets = windows.PAD).
         """
         x = self.inputs(ids)
+        if self.training and regularize.any_on(self.config):
+            return self.regularized(ids, x, state, lengths)
         if lengths is not None:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, state = self.rnn(packed, state)
@@ -75,6 +79,21 @@ class SequenceModel(nn.Module):
         else:
             out, state = self.rnn(x, state)
         return self.head(self.drop(out)), state
+
+    def regularized(self, ids, x, state, lengths):
+        """The training forward with the AWD-LSTM regularisers on (see regularize.py)."""
+        c = self.config
+        regularize.check_packed(c, lengths, self.training)
+        x = regularize.embed_dropout(x, ids, c.vocab_size, c.embed_dropout, True)
+        if lengths is not None:  # embedding dropout alone: the plain packed path
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, state = self.rnn(packed, state)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        else:
+            out, state = regularize.regularized_rnn(self.rnn, x, state, c.weight_drop, c.locked_dropout,
+                                                    self.rnn.dropout, True)
+        out = regularize.locked_dropout(self.drop(out), c.locked_dropout, True)
+        return self.head(out), state
 
     def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:
         c = self.config

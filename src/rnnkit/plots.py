@@ -1,8 +1,7 @@
 """Pictures: the learning curves of a run (curves.png). Rendered off-screen with matplotlib."""
 from __future__ import annotations
 
-import json
-import math
+import io
 import sys
 import warnings
 from pathlib import Path
@@ -13,73 +12,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .config import shown  # noqa: E402
-
-LN2 = math.log(2)
-
-
-# the fields training writes into metrics.jsonl and the types a reader may rely on
-NUMBER = (int, float)
-FIELDS = {"step": int, "chars": NUMBER, "loss": NUMBER, "val_loss": NUMBER, "val_bpc": NUMBER,
-          "lr": NUMBER, "chars_per_s": NUMBER, "time": NUMBER, "sample": str}
-NULLABLE = {"val_loss", "val_bpc"}   # null: an evaluation that had nothing to measure
-
-
-def good_record(rec) -> bool:
-    """A metrics record a reader can use: an object whose known fields have their types (bools are
-    not numbers), with `chars` beside any loss (the curves' x axis) and steps and chars >= 0."""
-    if not isinstance(rec, dict):
-        return False
-    for k, want in FIELDS.items():
-        if k not in rec or (rec[k] is None and k in NULLABLE):
-            continue
-        v = rec[k]
-        if isinstance(v, bool) or not isinstance(v, want) or (isinstance(v, int) and abs(v) >= 2**63):
-            return False
-    if ("loss" in rec or "val_loss" in rec) and "chars" not in rec:
-        return False
-    return all(rec.get(k, 0) >= 0 for k in ("step", "chars"))
-
-
-def read_metrics_checked(path: Path) -> tuple[list[dict], int]:
-    """The usable records of a metrics.jsonl file and the number of lines skipped: a torn last line
-    (a crash mid-write), junk, or a hand-edited record with fields of the wrong type."""
-    out, bad = [], 0
-    if not path.exists():
-        return out, bad
-    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
-            rec = None
-        if good_record(rec):
-            out.append(rec)
-        else:
-            bad += 1
-    return out, bad
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The usable records of a metrics.jsonl file (see read_metrics_checked)."""
-    return read_metrics_checked(path)[0]
-
-
-def skipped_note(path: Path, bad: int) -> str:
-    return (f"{shown(path)}: skipped {bad} record(s) that are not metrics rnnkit wrote "
-            "(junk, a torn line or fields of the wrong type)")
-
+from .fileio import write_atomic  # noqa: E402
+from .runlog import curves, read_metrics_checked, skipped_note  # noqa: E402
 
 def save(fig, png: Path) -> None:
     """Write the figure atomically. Characters the font lacks (a CJK file name in a title) are drawn
     as boxes without a warning on stderr."""
-    tmp = png.with_name(f".{png.name}.tmp.png")
+    buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.tight_layout()
-        fig.savefig(tmp)
+        fig.savefig(buf, format="png")
     plt.close(fig)
-    tmp.replace(png)
+    write_atomic(png, buf.getvalue(), "picture")
 
 
 def plot_curves(metrics: Path, png: Path, warn=None, unit: str = "character") -> int:
@@ -88,9 +33,7 @@ def plot_curves(metrics: Path, png: Path, warn=None, unit: str = "character") ->
     recs, bad = read_metrics_checked(metrics)
     if bad:
         (warn or (lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr)))(skipped_note(metrics, bad))
-    finite = lambda r, k: r.get(k) is not None and math.isfinite(r[k])
-    train = [(r["chars"], r["loss"] / LN2) for r in recs if finite(r, "loss")]
-    val = [(r["chars"], r["val_loss"] / LN2) for r in recs if finite(r, "val_loss")]
+    train, val = curves(recs)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     if train:
         ax.plot(*zip(*train), label="train", lw=1, alpha=0.8)
@@ -105,10 +48,23 @@ def plot_curves(metrics: Path, png: Path, warn=None, unit: str = "character") ->
     return bad
 
 
-def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: str, target: str) -> None:
+def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: str, target: str,
+                  bands: dict | None = None, horizons: list | None = None) -> None:
     """The whole series, the model's and the naive forecasts over the test part (rows), and a line at
-    the train/test boundary. x: dates or row numbers (N,); truth (N,); pred, naive (len(rows),)."""
-    fig, (ax, zoom) = plt.subplots(2, 1, figsize=(9, 6.5), dpi=110, height_ratios=(3, 2))
+    the train/test boundary. x: dates or row numbers (N,); truth (N,); pred, naive (len(rows),).
+    bands: level -> (lower, upper) (len(rows),) drawn as shaded intervals; horizons: the per-step
+    errors (a third panel when there is more than one step)."""
+    bands = bands or {}
+    multi = horizons is not None and len(horizons) > 1
+    fig, axes = plt.subplots(3 if multi else 2, 1, figsize=(9, 9 if multi else 6.5), dpi=110,
+                             height_ratios=(3, 2, 2) if multi else (3, 2))
+    ax, zoom = axes[0], axes[1]
+    shades = sorted(bands, key=float, reverse=True)          # widest first, drawn lightest
+    for i, key in enumerate(shades):
+        lo, hi = bands[key]
+        for a, sel in ((ax, slice(None)), (zoom, slice(-60, None))):
+            a.fill_between(x[rows][sel], lo[sel], hi[sel], color="tab:red", alpha=0.12 + 0.1 * i, lw=0,
+                           label=f"{key}% interval" if a is ax else None)
     ax.plot(x, truth, color="black", lw=1, label="truth")
     ax.plot(x[rows], pred, color="tab:red", lw=1, label="model")
     ax.plot(x[rows], naive, color="tab:blue", lw=1, ls="--", alpha=0.8, label="naive (last value)")
@@ -129,4 +85,15 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
     for a in (ax, zoom):
         a.grid(alpha=0.3)
         a.tick_params(axis="x", labelrotation=20)
+    if multi:
+        per = axes[2]
+        st = [d["step"] for d in horizons]
+        per.plot(st, [d["model"]["rmse"] for d in horizons], "o-", color="tab:red", label="model")
+        per.plot(st, [d["naive"]["rmse"] for d in horizons], "s--", color="tab:blue", label="naive")
+        per.set_xticks(st)
+        per.set_xlabel("steps ahead")
+        per.set_ylabel("test RMSE")
+        per.set_title("error per step ahead", fontsize=9)
+        per.grid(alpha=0.3)
+        per.legend(loc="best")
     save(fig, png)

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import re
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
@@ -32,12 +31,12 @@ from .checkpoint import find_checkpoint, load_model
 from .config import ReportConfig, SampleConfig, UsageError, shown
 from .corpus import read_text, verified_cache
 from .models import check_memory, count_params
-from .plots import read_metrics_checked, skipped_note
+from .fileio import LN2, warn as warn_stderr, write_atomic
+from .runlog import curves, read_metrics_checked, skipped_note
 from .probe import Activations, activations, rank_units
 from .sample import generate
 from .vocab import Vocab
 
-LN2 = math.log(2)
 TEMPERATURES = (0.5, 0.8, 1.0)
 
 
@@ -203,13 +202,6 @@ def svg_curves(train: list[tuple[float, float]], val: list[tuple[float, float]],
     return "".join(out)
 
 
-def curves(records: list[dict]) -> tuple[list, list]:
-    finite = lambda r, k: r.get(k) is not None and math.isfinite(r[k])   # records checked by plots.good_record
-    train = [(r["chars"], r["loss"] / LN2) for r in records if finite(r, "loss")]
-    val = [(r["chars"], r["val_loss"] / LN2) for r in records if finite(r, "val_loss")]
-    return train, val
-
-
 # ---- the page ----
 
 def rows(pairs: list[tuple[str, object]]) -> str:
@@ -280,7 +272,7 @@ def _build_report(run_dir: Path, cfg: ReportConfig, warn: Callable[[str], None])
     from .distributed import pick_device
     model, vocab, meta = load_model(run_dir, pick_device(cfg.device), warn=warn)
     check_memory(model.config, 1, cfg.chars, training=False, device=pick_device(cfg.device))  # the probe's pass
-    last = find_checkpoint(run_dir, ("last", "prev", "best"), warn)[2] if run_dir.is_dir() else meta
+    last = find_checkpoint(run_dir, ("last", "prev", "best"), warn).meta if run_dir.is_dir() else meta
     records, bad = read_metrics_checked(run_dir / "metrics.jsonl") if run_dir.is_dir() else ([], 0)
     if bad:
         warn(skipped_note(run_dir / "metrics.jsonl", bad))
@@ -288,7 +280,7 @@ def _build_report(run_dir: Path, cfg: ReportConfig, warn: Callable[[str], None])
     text, source = passage(run_dir, vocab, meta.get("train", {}), cfg, warn)
     acts = activations(model, vocab, text, unknown="skip")
     now, saved = samples_html(model, vocab, records, cfg)
-    config = {"model": meta["model"], "train": meta.get("train", {})}
+    config = {"model": meta["model"], "train": meta.get("train", {}), "precision ran": meta.get("precision", "not recorded")}
     parts = {
         "title": html.escape(f"rnnkit report: {shown(run_dir.resolve().name)}"),
         "summary": summary(run_dir, meta, last, model, vocab, ids),
@@ -333,7 +325,7 @@ def check_out(out: Path, flag: str = "--out ") -> None:
 
 
 def write_report(run_dir: str | os.PathLike, cfg: Optional[ReportConfig] = None,
-                 warn: Callable[[str], None] = lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr)) -> Path:
+                 warn: Callable[[str], None] = warn_stderr) -> Path:
     """Build the report and write it (atomically) to cfg.out or RUN_DIR/report.html. An existing
     file there is replaced only when it is an earlier rnnkit report (check_out)."""
     cfg = (cfg or ReportConfig()).validate()
@@ -341,8 +333,6 @@ def write_report(run_dir: str | os.PathLike, cfg: Optional[ReportConfig] = None,
     check_out(out, "--out " if cfg.out else "")
     page = build_report(run_dir, cfg, warn)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     # a name that is not UTF-8 was made printable by shown(); anything left is escaped, not a crash
-    tmp.write_bytes(page.encode("utf-8", "backslashreplace"))
-    os.replace(tmp, out)
+    write_atomic(out, page.encode("utf-8", "backslashreplace"), "report")
     return out

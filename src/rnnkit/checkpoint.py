@@ -25,7 +25,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .config import Config, ModelConfig, RnnkitError, UsageError
-from .fileio import check_regular_file, clean_temporaries, fsync_dir, tmp_name, write_synced  # noqa: F401 (clean_temporaries: re-exported)
+from .fileio import check_regular_file, fsync_dir, tmp_name, write_synced
 from .models import SequenceModel, check_memory
 from .vocab import Vocab, check_symbols
 

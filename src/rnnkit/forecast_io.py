@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint, validate_forecast_meta
 from .config import ForecastConfig, UsageError, shown
 from .fileio import write_atomic
 from .forecast_inputs import Scaler, prepare, steps, to_units
@@ -66,10 +66,28 @@ def save_forecaster(path: Path, model: Ensemble, scalers: list[Scaler], cfg: For
     save_checkpoint(path, {f"model.{k}": v for k, v in model.state_dict().items()}, meta)
 
 
+def check_shapes(cfg: ForecastConfig, n: int, cal: int, outputs: int, state: dict) -> None:
+    """The weights a config describes against those in the file, worked out on the meta device
+    (nothing allocated): an edited size is refused before the model is built (issue 14)."""
+    members = {int(key.split(".")[1]) for key in state if key.startswith("members.")}
+    if members and max(members) >= len(state):      # an edited name: no member without weights
+        raise ValueError(f"ensemble member {max(members)} named, {len(state)} weights present")
+    with torch.device("meta"):
+        probe = Forecaster(cfg, n, cal, outputs) if not members else \
+            Ensemble([Forecaster(cfg, n, cal, outputs) for _ in range(1 + max(members))])
+    want = {k: tuple(v.shape) for k, v in probe.state_dict().items() if members or "scale" not in k}
+    have = {k: tuple(v.shape) for k, v in state.items() if members or "scale" not in k}
+    if want != have:
+        diff = sorted(set(want.items()) ^ set(have.items()))[:2]
+        raise ValueError(f"the weights do not match the config ({cfg.cell}, {cfg.layers} layers, hidden "
+                         f"{cfg.hidden}, {n} features): " + "; ".join(f"{k} {s}" for k, s in diff))
+
+
 def _rebuild(cfg: ForecastConfig, meta: dict, tensors: dict) -> torch.nn.Module:
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     outputs, cal = int(meta.get("outputs", 1)), int(meta.get("calendar", 0))
     n = len(meta["features"])
+    check_shapes(cfg, n, cal, outputs, state)
     if not any(k.startswith("members.") for k in state):          # rnnkit 0.1: one plain model
         m = Forecaster(cfg, n, cal, outputs)
         state = {**{k: v for k, v in m.state_dict().items() if "scale" in k}, **state}
@@ -91,6 +109,7 @@ def load_forecaster(target: str) -> Loaded:
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != "forecast":
         raise CheckpointError(f"{path}: holds a {meta.get('kind')!r} model, not a forecaster")
+    validate_forecast_meta(meta, path)  # field types first (issue 14); shapes in _rebuild, on "meta"
     try:
         d = dict(meta["config"])
         d.setdefault("inputs", "level")            # 0.1 models: level inputs, one model

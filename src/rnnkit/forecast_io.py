@@ -19,7 +19,6 @@ import torch
 
 from .checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint, validate_forecast_meta
 from .config import ForecastConfig, UsageError, shown
-from .fileio import write_atomic
 from .forecast_inputs import Scaler, prepare, steps, to_units
 from .forecast_model import Ensemble, Forecaster, predict_scaled
 from .intervals import bands, floor_vol
@@ -30,32 +29,22 @@ MODEL_FILE = "forecast.safetensors"
 RUN_FILES = {MODEL_FILE, "metrics.json", "predictions.csv", "forecast.png"}
 
 
-def printable(text: str) -> str:
-    """A file name that is not valid UTF-8 -> text that prints and draws (its bytes escaped)."""
-    return shown(text)
-
-
 def check_out(out: str, force: bool) -> Path:
     """Refuse, before any work, an --out that is a file, a directory of other things, or a saved
     forecaster (unless --force)."""
     run = Path(out)
     if os.path.lexists(run) and not run.is_dir():
-        raise UsageError(f"--out {printable(out)} is a file, not a run directory; choose a directory")
+        raise UsageError(f"--out {shown(out)} is a file, not a run directory; choose a directory")
     if run.is_dir():
         names = {p.name for p in run.iterdir()}
         others = sorted(n for n in names if n not in RUN_FILES and not n.startswith("."))
         if others:
-            raise UsageError(f"--out {printable(out)} is not empty and not a forecast run (it holds "
-                             f"{printable(others[0])}); choose a new or empty directory")
+            raise UsageError(f"--out {shown(out)} is not empty and not a forecast run (it holds "
+                             f"{shown(others[0])}); choose a new or empty directory")
         if MODEL_FILE in names and not force:
-            raise UsageError(f"--out {printable(out)} already holds a forecaster; pass --force to replace it, "
+            raise UsageError(f"--out {shown(out)} already holds a forecaster; pass --force to replace it, "
                              "or choose another --out")
     return run
-
-
-def write_text(path: Path, text: str) -> None:
-    """Atomic: a crash leaves the old file or the new one, never half of either."""
-    write_atomic(path, text)
 
 
 def save_forecaster(path: Path, model: Ensemble, scalers: list[Scaler], cfg: ForecastConfig,
@@ -104,8 +93,8 @@ def load_forecaster(target: str) -> Loaded:
     p = Path(target)
     path = p / MODEL_FILE if p.is_dir() else p
     if not os.path.lexists(path):  # a symlink loop goes on to load_checkpoint, which names it
-        raise UsageError(f"{printable(target)}: no forecast model here ({MODEL_FILE}); train one with "
-                         f"`rnnkit forecast [CSV] --out {printable(target)}`")
+        raise UsageError(f"{shown(target)}: no forecast model here ({MODEL_FILE}); train one with "
+                         f"`rnnkit forecast [CSV] --out {shown(target)}`")
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != "forecast":
         raise CheckpointError(f"{path}: holds a {meta.get('kind')!r} model, not a forecaster")
@@ -151,7 +140,7 @@ def predict_file(run_dir: str, csv: str, columns: Optional[str] = None, date_col
     rec = load_forecaster(run_dir)
     model, scaler, cfg, meta = rec
     if meta.get("panel"):
-        raise UsageError(f"{printable(run_dir)}: a multi-series model (--id-column); --predict reads "
+        raise UsageError(f"{shown(run_dir)}: a multi-series model (--id-column); --predict reads "
                          "one series at a time and does not support it yet")
     feats, target = meta["features"], meta["target"]
     tbl = read_table(csv, columns)

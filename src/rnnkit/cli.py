@@ -94,12 +94,13 @@ def write_out(text: str) -> None:
 def cmd_sample(a) -> int:
     from .checkpoint import load_model
     from .distributed import pick_device
-    from .sample import generate
+    from .sample import generate, read_prime
     cfg = SampleConfig.from_args(a)
     model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
     from .train import torch_threads
-    kept = vocab.encode(cfg.prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
-    if cfg.prime and not kept:
+    prime = read_prime(cfg, vocab)
+    kept = vocab.encode(prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
+    if prime and not kept:
         print("rnnkit: warning: every --prime character was skipped; starting from a new line", file=sys.stderr)
     with torch_threads(cfg.threads):
         if cfg.num == 1:

@@ -119,6 +119,8 @@ class Config:
             if f.metadata.get("choices"):
                 kw["choices"] = f.metadata["choices"]
             kw["type"] = hint if hint in (int, float, str) else str
+            if typing.get_origin(hint) is list:   # a repeatable option: --stop A --stop B
+                kw["action"] = "append"
             parser.add_argument(flag_name(f.name), metavar=f.name.upper(), **kw)
 
     @classmethod
@@ -178,20 +180,40 @@ class TrainConfig(Config):
 
 @dataclass
 class SampleConfig(Config):
-    """Generating text from a trained model (rnnkit sample)."""
+    """Generating text from a trained model (rnnkit sample, POST /generate)."""
 
     prime: str = opt("", "text to start from (also printed)")
-    length: int = opt(500, "characters to generate per sample", lo=1, hi=100_000_000)
+    length: int = opt(500, "characters to generate per sample (0: print the prime only)", lo=0, hi=100_000_000)
     temperature: float = opt(1.0, "softmax temperature; 0 means greedy", lo=0.0, hi=100.0)
     top_k: int | None = opt(None, "sample only from the K most likely characters", lo=1)
     greedy: bool = opt(False, "always take the most likely character")
-    num: int = opt(1, "number of samples (generated as one batch)", lo=1, hi=4096)
+    num: int = opt(1, "number of samples (generated as one batch); with --beam, the best beams returned",
+                   lo=1, hi=4096)
     seed: int | None = opt(None, "random seed (same seed, same text)", lo=0, hi=2**63 - 1)
     unknown: str = opt("error", "prime characters outside the vocabulary: error or skip",
                        choices=("error", "skip"))
     device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
     threads: int = opt(1, "CPU threads (0: PyTorch's default); one-character steps are fastest on one",
                        lo=0, hi=1024)
+    # issue 16: decoding and precision
+    top_p: float | None = opt(None, "nucleus sampling: draw from the smallest set of likeliest "
+                              "characters whose probability sums to at least P", above=0.0, hi=1.0)
+    stop: list[str] = opt([], "end a sample after this text (printed); repeat for several")
+    prime_file: str | None = opt(None, "read the prime from this file (UTF-8, or bytes for a bytes model)")
+    max_lines: int | None = opt(None, "end a sample after N generated newlines", lo=1)
+    beam: int | None = opt(None, "beam search over N beams for the most probable continuation "
+                           "(length-normalised; ignores temperature, top-k and top-p)", lo=1, hi=1024)
+    precision: str = opt("auto", "fp32: exact; bf16 or int8: faster large models, probabilities within "
+                         "~1e-2; auto: fp32, or bf16 for batches of 8+ at hidden 256+ where the CPU "
+                         "has native bf16", choices=("auto", "fp32", "bf16", "int8"))
+
+    def validate(self) -> "SampleConfig":
+        super().validate()
+        if self.beam is not None and self.num > self.beam:
+            raise UsageError(f"--num {self.num} is more than --beam {self.beam}: at most N beams can be returned")
+        if not all(self.stop):
+            raise UsageError("--stop must not be empty text")
+        return self
 
 
 @dataclass

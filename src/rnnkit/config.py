@@ -257,3 +257,41 @@ class ReportConfig(Config):
     device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
     threads: int = opt(1, "CPU threads while building (0: PyTorch's default); sampling one character "
                        "at a time from a small model is fastest on one", lo=0, hi=1024)
+
+
+# issue 16: scoring, serving and exporting a character model
+@dataclass
+class ScoreConfig(Config):
+    """Bits per character of each line or segment of a text (rnnkit score, POST /score)."""
+
+    segment: int | None = opt(None, "score pieces of N characters instead of lines", lo=1, hi=1 << 30)
+    json: bool = opt(False, "print JSON lines {\"line\": n, \"chars\": c, \"bpc\": b}, then the total")
+    device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
+    threads: int = opt(1, "CPU threads (0: PyTorch's default)", lo=0, hi=1024)
+
+
+@dataclass
+class ServeConfig(Config):
+    """A local HTTP server for a trained model (rnnkit serve)."""
+
+    host: str = opt("127.0.0.1", "address to listen on; anything but loopback is reachable from other machines")
+    port: int = opt(8000, "TCP port (0: any free port, printed at start)", lo=0, hi=65535)
+    max_length: int = opt(20_000, "most characters one /generate request may ask for", lo=1, hi=10_000_000)
+    max_num: int = opt(16, "most samples (or beams) one request may ask for", lo=1, hi=4096)
+    max_body: int = opt(1 << 20, "largest request body in bytes", lo=1024, hi=1 << 30)
+    concurrency: int = opt(4, "requests computed at once; others wait in the queue", lo=1, hi=1024)
+    queue: int = opt(64, "requests that may wait for a slot; beyond it the server answers 503", lo=0, hi=100_000)
+    precision: str = opt("auto", "sampling precision (see rnnkit sample --help)",
+                         choices=("auto", "fp32", "bf16", "int8"))
+    device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
+    threads: int = opt(1, "CPU threads per request computation (0: PyTorch's default)", lo=0, hi=1024)
+
+
+@dataclass
+class ExportConfig(Config):
+    """Exporting a character model to ONNX (rnnkit export)."""
+
+    onnx: str | None = opt(None, "the .onnx file to write (the step and the sequence forward in one model "
+                           "file each: FILE and FILE with .seq before the suffix)")
+    force: bool = opt(False, "overwrite existing files")
+    opset: int = opt(17, "ONNX opset version", lo=14, hi=23)

@@ -258,6 +258,7 @@ def serve(run_dir: str, cfg: ServeConfig) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((cfg.host, cfg.port))
+        sock.listen(2048)   # listening before the address is printed: clients may connect at once
     except OSError as e:
         raise RnnkitError(f"cannot listen on {cfg.host}:{cfg.port} ({e.strerror or e}); pick another --port")
     port = sock.getsockname()[1]

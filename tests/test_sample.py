@@ -131,7 +131,6 @@ def test_models_without_a_recurrent_stack_use_the_plain_path():
 
 # ---- issue 16: decoding, precision, bounds -------------------------------------------------------
 import itertools
-import math
 
 from rnnkit.config import RnnkitError, UsageError
 from rnnkit.decode import Stopper

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 
 from rnnkit import ModelConfig, TrainConfig, train_lm
 from rnnkit.checkpoint import load_model

@@ -87,7 +87,7 @@ def test_score_endpoint(server):
     ({"top_p": 3}, 422, "top_p"),
     ({"length": 5000}, 422, "length"),
     ({"temperature": "hot"}, 422, "temperature"),
-    ({"bogus": 1}, 422, None),
+    ({"bogus": 1}, 422, "bogus"),
     ({"prime_file": "/etc/passwd"}, 400, "prime_file"),
     ({"num": 99}, 422, "num"),
     ({"prime": "\u2603"}, 422, "prime"),

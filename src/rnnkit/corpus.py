@@ -10,7 +10,6 @@ import codecs
 import hashlib
 import json
 import os
-import stat
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import RnnkitError, UsageError
+from .config import RnnkitError, UsageError, setting, shown
+from .fileio import check_regular_file, tmp_name, write_atomic
 from .vocab import Vocab
 
 CHUNK = 1 << 22  # bytes read at a time
@@ -38,26 +38,24 @@ class Source:
 def check_file(path: str | os.PathLike) -> Path:
     """A readable, non-empty regular file, or a one-line UsageError saying what is wrong."""
     p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file")
-    except OSError as e:  # symlink loops, permissions
-        raise UsageError(f"{path}: cannot read ({e.strerror or e})")
-    if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{path}: is a directory; pass the text files inside it")
-    if not stat.S_ISREG(st.st_mode):
-        raise UsageError(f"{path}: not a regular file (a pipe or device); save the text to a file")
-    if not os.access(p, os.R_OK):
-        raise UsageError(f"{path}: permission denied")
+    st = check_regular_file(p, "text file (pass the files inside it)", "save the text to a file")
     if st.st_size == 0:
         raise UsageError(f"{path}: file is empty")
     return p
 
 
-def read_chunks(src: Source, encoding: str) -> Iterator[str]:
+BOM = "\ufeff"
+
+
+def warn(msg: str) -> None:
+    print(f"rnnkit: warning: {msg}", file=sys.stderr)
+
+
+def read_chunks(src: Source, encoding: str, note=None) -> Iterator[str]:
     """The file's text in chunks. UTF-8 is strict: invalid bytes raise with their byte offset.
-    "bytes" maps each byte to one symbol (its Latin-1 character)."""
+    "bytes" maps each byte to one symbol (its Latin-1 character). A UTF-8 byte order mark at the
+    start of a UTF-8 file is not text: it is left out, and said through `note` (bytes mode keeps
+    every byte: there the file is data, not text)."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict") if encoding != "bytes" else None
     offset = 0
     with open(src.path, "rb") as f:
@@ -72,7 +70,12 @@ def read_chunks(src: Source, encoding: str) -> Iterator[str]:
                     text = decoder.decode(raw, final=not raw)
                 except UnicodeDecodeError as e:
                     raise UsageError(f"{src.name}: invalid UTF-8 at byte offset {offset - pending + e.start}; "
-                                     "fix the file or train with --encoding bytes")
+                                     f"fix the file or train with {setting('encoding', 'bytes')}")
+                if offset == 0 and text.startswith(BOM):
+                    text = text[1:]
+                    if note:
+                        note(f"{shown(src.name)}: starts with a UTF-8 byte order mark (U+FEFF); it is not "
+                             "part of the text and was left out")
                 if text:
                     yield text
             if not raw:
@@ -83,7 +86,7 @@ def read_chunks(src: Source, encoding: str) -> Iterator[str]:
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     """A whole (small) file as one string, checked like a training file."""
     p = check_file(path)
-    return "".join(read_chunks(Source(p, str(path)), encoding))
+    return "".join(read_chunks(Source(p, str(path)), encoding, note=warn))
 
 
 def _shakespeare_sources() -> list[Source]:
@@ -147,7 +150,7 @@ def build_vocab(sources: list[Source], encoding: str) -> tuple[Vocab, int]:
     seen: set[str] = set()
     total = 0
     for s in sources:
-        for chunk in read_chunks(s, encoding):
+        for chunk in read_chunks(s, encoding, note=warn):
             seen.update(chunk)
             total += len(chunk)
     kind = "bytes" if encoding == "bytes" else "chars"
@@ -156,7 +159,8 @@ def build_vocab(sources: list[Source], encoding: str) -> tuple[Vocab, int]:
 
 def encode_to_file(sources: list[Source], encoding: str, vocab: Vocab, total: int, path: Path) -> np.ndarray:
     """Second pass: ids written into a memory-mapped .npy at `path` (atomically renamed)."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = tmp_name(path)
+    tmp.unlink(missing_ok=True)
     ids = np.lib.format.open_memmap(tmp, mode="w+", dtype=vocab.dtype, shape=(total,))
     at = 0
     for s in sources:
@@ -176,15 +180,11 @@ def load_ids(sources: list[Source], encoding: str, cache_dir: Path,
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = fingerprint(sources, encoding)
     ids_path, meta_path = cache_dir / f"ids-{key}.npy", cache_dir / f"ids-{key}.json"
-    if ids_path.exists() and meta_path.exists():
-        try:
-            cached = Vocab.from_json(json.loads(meta_path.read_text()))
-            ids = np.load(ids_path, mmap_mode="r")
-            fits = ids.ndim == 1 and ids.dtype == cached.dtype
-        except (ValueError, OSError, UsageError):  # a torn or damaged cache: build it again
-            fits = False
-        if fits and (vocab is None or cached == vocab):
-            return ids, cached
+    ids, cached, why = read_cache(ids_path, meta_path)
+    if ids is not None and (vocab is None or cached == vocab):
+        return ids, cached
+    if why:  # a torn or damaged cache: build it again from the sources
+        warn(f"{shown(ids_path)}: {why}; rebuilding it from the sources")
     found, total = build_vocab(sources, encoding)
     if total == 0:
         raise UsageError("the input holds no text")
@@ -197,7 +197,58 @@ def load_ids(sources: list[Source], encoding: str, cache_dir: Path,
     else:
         vocab = found
     ids = encode_to_file(sources, encoding, vocab, total, ids_path)
-    tmp = meta_path.with_name(meta_path.name + ".tmp")
-    tmp.write_text(json.dumps(vocab.to_json()))
-    os.replace(tmp, meta_path)  # whole or absent: a torn file would break the next start
+    write_atomic(meta_path, json.dumps(vocab.to_json() | {"ids": {"count": int(len(ids)), "sha256": ids_digest(ids)}}))
     return ids, vocab
+
+
+# ---- checking an id cache on load (issue 14) ----
+
+def ids_digest(ids: np.ndarray) -> str:
+    """SHA-256 over the dtype, the length and the bytes of an id array, read in chunks."""
+    h = hashlib.sha256(f"{ids.dtype.str}|{len(ids)}|".encode())
+    for i in range(0, len(ids), CHUNK):
+        h.update(np.ascontiguousarray(ids[i:i + CHUNK]).tobytes())
+    return h.hexdigest()
+
+
+def _max_id(ids: np.ndarray) -> int:
+    return max((int(ids[i:i + CHUNK].max()) for i in range(0, len(ids), CHUNK)), default=-1)
+
+
+def read_cache(ids_path: Path, meta_path: Path) -> tuple[np.ndarray | None, Vocab | None, str | None]:
+    """(ids, vocab, None) for a cache that passes its checks; (None, None, why) for one that does
+    not (truncated, wrong dtype, ids out of range, digest mismatch); (None, None, None) if absent.
+    Caches written before the digest existed are checked for type and range only."""
+    if not ids_path.exists() and not meta_path.exists():
+        return None, None, None
+    if not (ids_path.exists() and meta_path.exists()):
+        return None, None, f"half an id cache (no {(meta_path if ids_path.exists() else ids_path).name})"
+    try:
+        info = json.loads(meta_path.read_text(encoding="utf-8"))
+        vocab = Vocab.from_json(info)
+    except (ValueError, OSError, UsageError) as e:
+        return None, None, f"unreadable vocabulary {meta_path.name} ({type(e).__name__})"
+    try:
+        ids = np.load(ids_path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        return None, None, f"damaged or truncated ({type(e).__name__})"
+    if ids.ndim != 1 or ids.dtype != vocab.dtype:
+        return None, None, f"holds {ids.dtype} of shape {ids.shape}, the vocabulary needs one row of {vocab.dtype}"
+    want = info.get("ids") if isinstance(info, dict) else None
+    if isinstance(want, dict):
+        if want.get("count") != len(ids):
+            return None, None, f"holds {len(ids):,} ids, {meta_path.name} says {want.get('count')!r}"
+        if want.get("sha256") != ids_digest(ids):
+            return None, None, "digest mismatch (modified since it was written)"
+    top = _max_id(ids)
+    if top >= len(vocab):
+        return None, None, f"holds id {top}, out of range for a vocabulary of {len(vocab)}"
+    return ids, vocab, None
+
+
+def verified_cache(ids_path: Path, meta_path: Path, vocab: Vocab) -> tuple[np.ndarray | None, str | None]:
+    """The cached ids if they pass read_cache's checks and were encoded with `vocab`, else (None, why)."""
+    ids, cached, why = read_cache(ids_path, meta_path)
+    if ids is None:
+        return None, why
+    return (ids, None) if cached == vocab else (None, None)

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import ExportConfig, RnnkitError, UsageError
+from .config import ExportConfig, RnnkitError, UsageError, param
+from .fileio import write_atomic
 
 
 class StepModule(nn.Module):
@@ -62,7 +63,7 @@ def export_onnx(run_dir: str, cfg: ExportConfig, warn=None) -> list[Path]:
     out = paths(cfg.onnx)
     for p in out:
         if p.exists() and not cfg.force:
-            raise UsageError(f"{p} exists; pass --force to overwrite it")
+            raise UsageError(f"{p} exists; pass {param('force')} to overwrite it")
         if p.is_symlink() or (p.exists() and not p.is_file()):
             raise UsageError(f"{p} is not a regular file; choose another --onnx path")
     if not out[0].parent.is_dir():
@@ -93,7 +94,7 @@ def export_onnx(run_dir: str, cfg: ExportConfig, warn=None) -> list[Path]:
         written.append(path)
     meta = {"symbols": "".join(vocab.symbols), "kind": vocab.kind, "cell": c.cell, "layers": c.layers,
             "hidden": c.hidden, "state": ins}
-    out[2].write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    write_atomic(out[2], json.dumps(meta, ensure_ascii=False))
     written.append(out[2])
     return written
 

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .config import RnnkitError, SampleConfig, UsageError
+from .config import RnnkitError, SampleConfig, UsageError, param
 from .decode import Picker, Stopper, beam_search
 from .models import SequenceModel
 from .step import FastStep, PlainStep, bf16_native, check_precision  # noqa: F401 (FastStep, PlainStep: API)
@@ -42,7 +42,7 @@ def read_prime(cfg: SampleConfig, vocab: Vocab) -> str:
     if cfg.prime_file is None:
         return prime_symbols(vocab, cfg.prime)
     if cfg.prime:
-        raise UsageError("--prime and --prime-file cannot both be given; pick one")
+        raise UsageError(f"{param('prime')} and {param('prime_file')} cannot both be given; pick one")
     from .corpus import check_file
     path = check_file(cfg.prime_file)
     data = path.read_bytes()
@@ -99,8 +99,8 @@ def check_memory(n: int, length: int, vocab_size: int) -> None:
     except (ValueError, OSError, AttributeError):
         return
     if need > 0.8 * free:
-        raise RnnkitError(f"--num {n} x --length {length:,} needs about {need / 2**30:.1f} GiB but "
-                          f"{free / 2**30:.1f} GiB is free; lower --num or --length")
+        raise RnnkitError(f"{param('num')} {n} x {param('length')} {length:,} needs about {need / 2**30:.1f} GiB "
+                          f"but {free / 2**30:.1f} GiB is free; lower {param('num')} or {param('length')}")
 
 
 def make_stepper(model, state, n: int, precision: str, fast: bool):

@@ -16,15 +16,14 @@ scores worst.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from .fileio import LN2
 from .vocab import Vocab
 
-LN2 = math.log(2)
 CHUNK = 1024   # characters per forward call (as rnnkit eval)
 
 

@@ -29,7 +29,7 @@ from importlib import resources
 
 import torch
 
-from .config import RnnkitError, SampleConfig, ServeConfig, UsageError
+from .config import RnnkitError, SampleConfig, ServeConfig, Spelling, UsageError
 
 NOT_FROM_CLIENTS = ("prime_file", "device", "threads")   # server-side settings a request cannot set
 
@@ -44,10 +44,15 @@ class HTTPError(Exception):
         self.status, self.error, self.field = status, error, field
 
 
+FIELDS = set(SampleConfig.__dataclass_fields__)
+
+
 def field_of(message: str) -> str | None:
-    """The config field a UsageError names (`--top-p must be ...` -> top_p)."""
-    m = re.search(r"--([a-z][a-z0-9-]*)", message)
-    return m.group(1).replace("-", "_") if m else None
+    """The first SampleConfig field a UsageError names (`top_p must be ...`, `--top-p ...`)."""
+    for word in re.findall(r"(?:--)?([a-z][a-z0-9_-]*)", message):
+        if word.replace("-", "_") in FIELDS:
+            return word.replace("-", "_")
+    return None
 
 
 def sample_config(body: dict, cfg: ServeConfig) -> SampleConfig:
@@ -55,6 +60,10 @@ def sample_config(body: dict, cfg: ServeConfig) -> SampleConfig:
     for k in NOT_FROM_CLIENTS:
         if k in body:
             raise HTTPError(400, f"{k} is a server setting and cannot be sent", k)
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise HTTPError(422, f"unknown key(s) {', '.join(unknown)}; allowed: "
+                        f"{', '.join(sorted(FIELDS - set(NOT_FROM_CLIENTS)))}", unknown[0])
     try:
         s = SampleConfig.from_dict(body, where="request")
     except UsageError as e:
@@ -268,5 +277,6 @@ def serve(run_dir: str, cfg: ServeConfig) -> None:
               "has no authentication", file=sys.stderr, flush=True)
     print(f"rnnkit: serving {run_dir} on http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
     app = make_app(model, vocab, meta, cfg)
+    Spelling.flags = False   # requests are JSON: errors name fields (top_p), not flags (--top-p)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     server.run(sockets=[sock])

@@ -20,7 +20,7 @@ import warnings
 import torch
 from torch import nn
 
-from .config import UsageError
+from .config import UsageError, setting
 from .models import SequenceModel
 
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -55,10 +55,11 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "fp32":
         return
     if device.type != "cpu":
-        raise UsageError(f"--precision {precision} is for CPU sampling; use --precision fp32 on {device.type}")
+        raise UsageError(f"{setting('precision', precision)} is for CPU sampling; use "
+                         f"{setting('precision', 'fp32')} on {device.type}")
     if precision == "int8" and not int8_available():
-        raise UsageError("--precision int8 needs PyTorch's fbgemm/x86 quantised kernels, which this build "
-                         "lacks; use --precision fp32")
+        raise UsageError(f"{setting('precision', 'int8')} needs PyTorch's fbgemm/x86 quantised kernels, "
+                         f"which this build lacks; use {setting('precision', 'fp32')}")
 
 
 class PlainStep:

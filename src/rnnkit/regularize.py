@@ -1,0 +1,129 @@
+"""AWD-LSTM regularisation (Merity et al. 2018) that keeps the fused recurrent kernels.
+
+- weight drop: DropConnect on the hidden-to-hidden matrices, one mask per batch (per forward
+  call), applied to the weights before the fused call. The module's parameters are never replaced
+  or re-registered: the dropped copies are passed to the same kernel nn.LSTM/GRU/RNN call
+  (`torch._VF.lstm` ...), so checkpoints keep the names `rnn.weight_hh_l0` ... and old ones load.
+- embedding dropout: whole characters dropped, one mask over the vocabulary per batch (every
+  occurrence of a dropped character in the batch gets a zero input vector).
+- locked (variational) dropout: one mask per sequence, shared by all its time steps, between the
+  layers and before the head. Between layers it needs one fused call per layer (still no
+  per-step Python loop).
+
+Only training uses these; in eval mode the model takes its plain fused path.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import _VF, nn
+
+# the kernel each fused module calls (what nn.LSTM / nn.GRU / nn.RNN(tanh) call in forward)
+KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
+
+
+def keep_mask(shape: tuple, p: float, like: torch.Tensor) -> torch.Tensor:
+    """Bernoulli(1 - p) mask scaled by 1 / (1 - p), so the expectation is unchanged."""
+    return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1 - p) / (1 - p)
+
+
+def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """x (B, T, H) with one mask (B, 1, H) per sequence, the same at every step."""
+    if not training or p == 0:
+        return x
+    return x * keep_mask((x.shape[0], 1, x.shape[2]), p, x)
+
+
+def embed_dropout(x: torch.Tensor, ids: torch.Tensor, vocab_size: int, p: float, training: bool) -> torch.Tensor:
+    """x (B, T, E) input vectors of ids (B, T): each character of the vocabulary is kept or dropped
+    for the whole batch (mask (V,)); equal to dropping rows of the embedding matrix."""
+    if not training or p == 0:
+        return x
+    mask = keep_mask((vocab_size,), p, x)
+    return x * mask[ids].unsqueeze(-1)
+
+
+def layer_weights(rnn: nn.RNNBase, layer: int) -> list[torch.Tensor]:
+    """The flat weights of one layer, in the kernel's order (w_ih, w_hh[, b_ih, b_hh])."""
+    names = rnn._flat_weights_names          # weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, ...
+    per = len(names) // rnn.num_layers
+    return [getattr(rnn, n) for n in names[layer * per: (layer + 1) * per]]
+
+
+def dropped_weights(rnn: nn.RNNBase, layer: int, p: float) -> list[torch.Tensor]:
+    """layer_weights with DropConnect on w_hh (index 1): one fresh mask per call."""
+    w = layer_weights(rnn, layer)
+    if p > 0:
+        w[1] = F.dropout(w[1], p, training=True)
+    return w
+
+
+def split_state(state, layer: int):
+    """The (1, B, H) state of one layer from a (L, B, H) state (a tuple for the LSTM)."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(s[layer: layer + 1] for s in state)
+    return state[layer: layer + 1]
+
+
+def fused(rnn: nn.RNNBase, x: torch.Tensor, state, weights: list[torch.Tensor], layers: int,
+          dropout: float, training: bool):
+    """One fused kernel call over all T steps: x (B, T, I) -> out (B, T, H), state (layers, B, H)."""
+    b, h = x.shape[0], rnn.hidden_size
+    if state is None:
+        zeros = torch.zeros(layers, b, h, dtype=x.dtype, device=x.device)
+        state = (zeros, zeros.clone()) if rnn.mode == "LSTM" else zeros
+    kernel = KERNELS[rnn.mode]
+    if rnn.mode == "LSTM":
+        out, hn, cn = kernel(x, state, weights, rnn.bias, layers, dropout, training, False, True)
+        return out, (hn, cn)
+    out, hn = kernel(x, state, weights, rnn.bias, layers, dropout, training, False, True)
+    return out, hn
+
+
+def regularized_rnn(rnn: nn.RNNBase, x: torch.Tensor, state, weight_drop: float, locked: float,
+                    dropout: float, training: bool):
+    """The recurrent stack with weight drop and locked dropout between layers.
+
+    Without locked dropout the whole stack is one fused call on the dropped weights (dropout
+    between layers as nn.LSTM applies it); with it, one fused call per layer and a (B, 1, H) mask
+    on each layer's output but the last."""
+    n = rnn.num_layers
+    if locked == 0 or n == 1:
+        weights = [w for layer in range(n) for w in dropped_weights(rnn, layer, weight_drop)]
+        return fused(rnn, x, state, weights, n, dropout if n > 1 else 0.0, training)
+    finals = []
+    for layer in range(n):
+        x, last = fused(rnn, x, split_state(state, layer), dropped_weights(rnn, layer, weight_drop), 1, 0.0, training)
+        finals.append(last)
+        if layer < n - 1:
+            x = locked_dropout(F.dropout(x, dropout, training), locked, training)
+    if isinstance(finals[0], tuple):
+        return x, tuple(torch.cat(parts) for parts in zip(*finals))
+    return x, torch.cat(finals)
+
+
+def any_on(config) -> bool:
+    """Whether the model config asks for any of these regularisers."""
+    return bool(getattr(config, "weight_drop", 0) or getattr(config, "locked_dropout", 0)
+                or getattr(config, "embed_dropout", 0))
+
+
+def check_packed(config, lengths: Optional[torch.Tensor], training: bool) -> None:
+    if lengths is not None and training and (config.weight_drop or config.locked_dropout):
+        from .config import UsageError
+        raise UsageError("weight_drop and locked_dropout do not support padded batches (lengths); "
+                         "set them to 0 for this model")
+
+
+def param_groups(model: nn.Module, weight_decay: float):
+    """AdamW's parameter groups: decoupled weight decay on the weight matrices (embedding, recurrent,
+    head), none on biases. At 0 one plain group, as before (old checkpoints' optimizer state fits)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not weight_decay:
+        return params
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]

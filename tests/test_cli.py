@@ -110,7 +110,7 @@ CASES = [
     ("resume-fifo", ["train", "--resume", "fifo"], 2, r"fifo: not a regular file"),
     # sample
     ("sample-temperature", ["sample", RUN, "--temperature", "-1"], 2, r"--temperature must be >= 0.0 \(got -1.0\)"),
-    ("sample-length-0", ["sample", RUN, "--length", "0"], 2, r"--length must be >= 1 \(got 0\)"),
+    ("sample-length-negative", ["sample", RUN, "--length", "-1"], 2, r"--length must be >= 0 \(got -1\)"),  # 0 prints the prime (issue 14)
     ("sample-length-huge", ["sample", RUN, "--length", "1000000000000"], 2, r"--length must be <= 100000000"),
     ("sample-top-k-0", ["sample", RUN, "--top-k", "0"], 2, r"--top-k must be >= 1 \(got 0\)"),
     ("sample-num-0", ["sample", RUN, "--num", "0"], 2, r"--num must be >= 1"),

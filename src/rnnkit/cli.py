@@ -17,8 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from .config import (EvalConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, Spelling,
-                     TrainConfig, UsageError)
+from .config import (EvalConfig, ExportConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig,
+                     ScoreConfig, ServeConfig, Spelling, TrainConfig, UsageError)
 from .fileio import warn
 
 
@@ -111,12 +111,13 @@ def write_out(text: str) -> None:
 def cmd_sample(a) -> int:
     from .checkpoint import load_model
     from .distributed import pick_device
-    from .sample import generate
+    from .sample import generate, read_prime
     cfg = SampleConfig.from_args(a)
     model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=warn)
     from .train import torch_threads
-    kept = vocab.encode(cfg.prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
-    if cfg.prime and not kept:
+    prime = read_prime(cfg, vocab)
+    kept = vocab.encode(prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
+    if prime and not kept:
         warn("every --prime character was skipped; starting from a new line")
     with torch_threads(cfg.threads):
         if cfg.num == 1:
@@ -216,6 +217,85 @@ def forecast_predict(a) -> int:
     return 0
 
 
+# issue 16: score, serve, export
+def read_scored_text(name: str, kind: str) -> str:
+    """FILE or - (standard input) as the model's symbols: strict UTF-8, or bytes as Latin-1."""
+    from .corpus import check_file
+    data = sys.stdin.buffer.read() if name == "-" else check_file(name).read_bytes()
+    if kind == "bytes":
+        return data.decode("latin-1")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{name}: not valid UTF-8 at byte {e.start}; this model reads UTF-8 text")
+
+
+def cmd_score(a) -> int:
+    from .checkpoint import load_model
+    from .distributed import pick_device
+    from .score import score_text
+    from .train import torch_threads
+    cfg = ScoreConfig.from_args(a)
+    device = pick_device(cfg.device)
+    model, vocab, _ = load_model(a.run, device, warn=warn)
+    text = read_scored_text(a.file, vocab.kind)
+    with torch_threads(cfg.threads):
+        res = score_text(model, vocab, text, cfg.segment, device)
+    key = "segment" if cfg.segment else "line"
+    units = text.split("\n") if not cfg.segment else [text[i:i + cfg.segment] for i in range(0, len(text), cfg.segment)]
+    for r in res.rows:
+        if cfg.json:
+            print(json.dumps(r))
+        elif r["bpc"] is None:
+            why = f"characters not in the vocabulary: {', '.join(map(repr, r['unknown']))}" if "unknown" in r else "nothing scored"
+            print(f"{key} {r[key]}: {why}")
+        else:
+            print(f"{key} {r[key]}: {r['bpc']:.3f} bpc over {r['chars']} chars  {units[r[key] - 1][:60]!r}")
+    t = res.total
+    if t["chars"] == 0:
+        raise UsageError(f"{a.file}: needs at least 2 characters in the vocabulary to score")
+    if cfg.json:
+        print(json.dumps({"total": t}))
+    else:
+        print(f"total: {t['bpc']:.4f} bits/char over {t['chars']:,} characters"
+              + (f" ({t['skipped']} {key}(s) with unknown characters left out)" if t["skipped"] else ""))
+    return 0
+
+
+def cmd_serve(a) -> int:
+    from .serve import serve
+    serve(a.run, ServeConfig.from_args(a))
+    return 0
+
+
+def cmd_export(a) -> int:
+    from .export import export_onnx
+    cfg = ExportConfig.from_args(a)
+    if not cfg.onnx:
+        raise UsageError("rnnkit export needs --onnx FILE (the file to write)")
+    for path in export_onnx(a.run, cfg, warn=warn):
+        print(f"wrote {path}")
+    return 0
+
+
+def add_issue16_commands(sub) -> None:
+    sc = sub.add_parser("score", help="bits per character of each line of a text (what does not belong)")
+    sc.add_argument("run", metavar="RUN_DIR")
+    sc.add_argument("file", metavar="FILE", nargs="?", default="-", help="text file, or - for standard input")
+    ScoreConfig.add_arguments(sc)
+    sc.set_defaults(func=cmd_score)
+
+    se = sub.add_parser("serve", help="a local HTTP server and page for a trained run (needs rnnkit[serve])")
+    se.add_argument("run", metavar="RUN_DIR")
+    ServeConfig.add_arguments(se)
+    se.set_defaults(func=cmd_serve)
+
+    ex = sub.add_parser("export", help="export a trained run to ONNX (the step and the sequence forward)")
+    ex.add_argument("run", metavar="RUN_DIR")
+    ExportConfig.add_arguments(ex)
+    ex.set_defaults(func=cmd_export)
+
+
 def build_parser() -> Parser:
     p = Parser(prog="rnnkit", description="Recurrent neural networks on sequences, on PyTorch.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
@@ -266,6 +346,7 @@ def build_parser() -> Parser:
 
     co = sub.add_parser("corpora", help="list the built-in corpora")
     co.set_defaults(func=cmd_corpora)
+    add_issue16_commands(sub)
     return p
 
 

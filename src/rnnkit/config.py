@@ -234,20 +234,41 @@ class TrainConfig(Config):
 
 @dataclass
 class SampleConfig(Config):
-    """Generating text from a trained model (rnnkit sample)."""
+    """Generating text from a trained model (rnnkit sample, POST /generate)."""
 
     prime: str = opt("", "text to start from (also printed)")
-    length: int = opt(500, "characters to generate per sample", lo=1, hi=100_000_000)
+    length: int = opt(500, "characters to generate per sample (0: print the prime only)", lo=0, hi=100_000_000)
     temperature: float = opt(1.0, "softmax temperature; 0 means greedy", lo=0.0, hi=100.0)
     top_k: int | None = opt(None, "sample only from the K most likely characters", lo=1)
     greedy: bool = opt(False, "always take the most likely character")
-    num: int = opt(1, "number of samples (generated as one batch)", lo=1, hi=4096)
+    num: int = opt(1, "number of samples (generated as one batch); with --beam, the best beams returned",
+                   lo=1, hi=4096)
     seed: int | None = opt(None, "random seed (same seed, same text)", lo=0, hi=2**63 - 1)
     unknown: str = opt("error", "prime characters outside the vocabulary: error or skip",
                        choices=("error", "skip"))
     device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
     threads: int = opt(1, "CPU threads (0: PyTorch's default); one-character steps are fastest on one",
                        lo=0, hi=1024)
+    # issue 16: decoding and precision
+    top_p: float | None = opt(None, "nucleus sampling: draw from the smallest set of likeliest "
+                              "characters whose probability sums to at least P", above=0.0, hi=1.0)
+    stop: list[str] = opt([], "end a sample after this text (printed); repeat for several")
+    prime_file: str | None = opt(None, "read the prime from this file (UTF-8, or bytes for a bytes model)")
+    max_lines: int | None = opt(None, "end a sample after N generated newlines", lo=1)
+    beam: int | None = opt(None, "beam search over N beams for the most probable continuation "
+                           "(length-normalised; ignores temperature, top-k and top-p)", lo=1, hi=1024)
+    precision: str = opt("auto", "fp32: exact; bf16 or int8: faster large models, probabilities within "
+                         "~1e-2; auto: fp32, or bf16 for batches of 8+ at hidden 256+ where the CPU "
+                         "has native bf16", choices=("auto", "fp32", "bf16", "int8"))
+
+    def validate(self) -> "SampleConfig":
+        super().validate()
+        if self.beam is not None and self.num > self.beam:
+            raise UsageError(f"{param('num')} {self.num} is more than {param('beam')} {self.beam}: "
+                             "at most that many beams can be returned")
+        if not all(self.stop):
+            raise UsageError(f"{param('stop')} must not be empty text")
+        return self
 
 
 @dataclass
@@ -379,3 +400,41 @@ class LabConfig(Config):
     epochs: int | None = opt(None, "training epochs (default: the lab's budget)", lo=1, hi=1_000_000)
     stateful: bool = opt(False, "longseq: carry the state across windows")
     data: str | None = opt(None, "stock: a CSV file instead of the built-in series")
+
+
+# issue 16: scoring, serving and exporting a character model
+@dataclass
+class ScoreConfig(Config):
+    """Bits per character of each line or segment of a text (rnnkit score, POST /score)."""
+
+    segment: int | None = opt(None, "score pieces of N characters instead of lines", lo=1, hi=1 << 30)
+    json: bool = opt(False, "print JSON lines {\"line\": n, \"chars\": c, \"bpc\": b}, then the total")
+    device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
+    threads: int = opt(1, "CPU threads (0: PyTorch's default)", lo=0, hi=1024)
+
+
+@dataclass
+class ServeConfig(Config):
+    """A local HTTP server for a trained model (rnnkit serve)."""
+
+    host: str = opt("127.0.0.1", "address to listen on; anything but loopback is reachable from other machines")
+    port: int = opt(8000, "TCP port (0: any free port, printed at start)", lo=0, hi=65535)
+    max_length: int = opt(20_000, "most characters one /generate request may ask for", lo=1, hi=10_000_000)
+    max_num: int = opt(16, "most samples (or beams) one request may ask for", lo=1, hi=4096)
+    max_body: int = opt(1 << 20, "largest request body in bytes", lo=1024, hi=1 << 30)
+    concurrency: int = opt(4, "requests computed at once; others wait in the queue", lo=1, hi=1024)
+    queue: int = opt(64, "requests that may wait for a slot; beyond it the server answers 503", lo=0, hi=100_000)
+    precision: str = opt("auto", "sampling precision (see rnnkit sample --help)",
+                         choices=("auto", "fp32", "bf16", "int8"))
+    device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
+    threads: int = opt(1, "CPU threads per request computation (0: PyTorch's default)", lo=0, hi=1024)
+
+
+@dataclass
+class ExportConfig(Config):
+    """Exporting a character model to ONNX (rnnkit export)."""
+
+    onnx: str | None = opt(None, "the .onnx file to write (the step and the sequence forward in one model "
+                           "file each: FILE and FILE with .seq before the suffix)")
+    force: bool = opt(False, "overwrite existing files")
+    opset: int = opt(17, "ONNX opset version", lo=14, hi=23)

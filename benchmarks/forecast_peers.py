@@ -31,7 +31,7 @@ import numpy as np
 
 from rnnkit.config import ForecastConfig
 from rnnkit.forecast import fit_forecast
-from rnnkit.series import load_series
+from rnnkit.demo_series import load_series
 
 STOCK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "stock_daily.csv"
 STRUCTURED = ("sunspots", "co2")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rnnkit.config import ForecastConfig
 from rnnkit.forecast import fit_forecast
-from rnnkit.series import load_series
+from rnnkit.demo_series import load_series
 
 STOCK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "stock_daily.csv"
 SETUPS = {

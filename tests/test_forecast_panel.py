@@ -10,7 +10,7 @@ import pytest
 from rnnkit.cli import main
 from rnnkit.config import ForecastConfig, UsageError
 from rnnkit.forecast import run_forecast
-from rnnkit.series import load_panel
+from rnnkit.demo_series import load_panel
 
 
 def panel_csv(path: Path, n: int = 120, sep: str = ",") -> Path:

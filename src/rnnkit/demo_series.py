@@ -7,13 +7,20 @@
     sunspots  yearly sunspot numbers 1700-2008 (statsmodels' data set): an 11-year cycle
 
 co2 and sunspots ship with statsmodels, the `classic` extra: pip install 'rnnkit[classic]'.
+
+`load_series` and `load_panel` are where a forecast's data comes from: a CSV file (series.py reads
+it) or, with no file, one of these.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 
 from .config import UsageError
-from .series import BUILTIN, Series
+from .fill import fill_missing
+from .series import (BUILTIN, Series, rows_series, date_column, pick_columns, read_table, resolve,
+                     table_series)
 
 DEMOS = {"goog": BUILTIN, "co2": "co2 weekly (statsmodels)", "sunspots": "sunspots yearly (statsmodels)"}
 
@@ -43,7 +50,6 @@ def co2() -> Series:
     v = d["co2"].to_numpy(np.float64)[:, None]
     dates = d.index.to_numpy().astype("datetime64[D]")
     s = Series(DEMOS["co2"], ["co2"], v, dates, np.zeros(len(v), dtype=np.int64))
-    from .fill import fill_missing
     return fill_missing(s, "interpolate")
 
 
@@ -59,3 +65,54 @@ def builtin(name: str = "goog") -> Series:
     if name not in makers:
         raise UsageError(f"--series must be one of {', '.join(makers)} (got {name!r})")
     return makers[name]()
+
+
+def builtin_series(name: str = "goog") -> Series:
+    """A built-in series; GOOG daily prices by default."""
+    return builtin(name)
+
+
+def _keep(s: Series, used: list[str]) -> Series:
+    return Series(s.name, used, np.stack([s.column(c) for c in used], axis=1), s.dates, s.lines, s.key, s.notes)
+
+
+def load_series(path: Optional[str], target: Optional[str] = None, features: Optional[str] = None,
+                columns: Optional[str] = None, date_col: Optional[str] = None,
+                reverse: bool = False, fill: Optional[str] = None, date_format: Optional[str] = None,
+                builtin: str = "goog") -> tuple[Series, list[str], str]:
+    """The series (only the columns used), its feature columns and its target column."""
+    if path is None:
+        s = builtin_series(builtin)
+        feats, tgt = pick_columns(s.columns, target, features, None, s.name)
+        if reverse:
+            raise UsageError("--reverse applies to a CSV file; the built-in series is oldest first")
+    else:
+        table = read_table(path, columns)
+        dcol = date_column(table.header, date_col, path)
+        feats, tgt = pick_columns(table.header, target, features, dcol, path)
+        s = table_series(table, feats + ([tgt] if tgt not in feats else []), dcol, reverse, fill, date_format)
+    used = feats + ([tgt] if tgt not in feats else [])
+    return _keep(s, used), feats, tgt
+
+
+def load_panel(path: str, id_col: str, target: Optional[str] = None, features: Optional[str] = None,
+               columns: Optional[str] = None, date_col: Optional[str] = None, fill: Optional[str] = None,
+               date_format: Optional[str] = None) -> tuple[list[Series], list[str], str]:
+    """A long-format file: one row per (series id, date); each id's rows become one Series,
+    in the order the ids first appear."""
+    table = read_table(path, columns)
+    icol = resolve(id_col, table.header, "--id-column", path)
+    dcol = date_column(table.header, date_col, path)
+    feats, tgt = pick_columns(table.header, target, features, dcol, path, icol)
+    used = feats + ([tgt] if tgt not in feats else [])
+    j = table.header.index(icol)
+    groups: dict[str, list] = {}
+    for row in table.rows:
+        groups.setdefault(row[1][j], []).append(row)
+    if len(groups) < 2:
+        raise UsageError(f"{path}: --id-column {icol!r} holds one series only; drop --id-column")
+    out = [_keep(rows_series(table, rows, used, dcol, False, fill, date_format, f"{path} [{key}]"), used)
+           for key, rows in groups.items()]
+    for s, key in zip(out, groups):
+        s.key = key
+    return out, feats, tgt

@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .config import UsageError
@@ -15,9 +17,9 @@ FILLS = ("ffill", "interpolate", "drop")
 
 
 def _rows(s, keep: np.ndarray):
-    from .series import Series
-    return Series(s.name, s.columns, s.values[keep], None if s.dates is None else s.dates[keep],
-                  None if s.lines is None else s.lines[keep], s.key, list(s.notes))
+    """The series `s` (a series.Series) with only the rows `keep`."""
+    return dataclasses.replace(s, values=s.values[keep], dates=None if s.dates is None else s.dates[keep],
+                               lines=None if s.lines is None else s.lines[keep], notes=list(s.notes))
 
 
 def fill_missing(s, how: str):

@@ -31,7 +31,8 @@ from .forecast_io import (MODEL_FILE, check_out, load_forecaster, predict_file, 
                           save_forecaster)
 from .forecast_model import Ensemble, Forecaster  # noqa: F401 (API)
 from .forecast_report import ForecastResult, dumps, table  # noqa: F401 (API)
-from .series import Series, load_panel, load_series
+from .demo_series import load_panel, load_series
+from .series import Series
 
 __all__ = ["ForecastConfig", "ForecastResult", "Forecaster", "Ensemble", "Scaler", "fit_forecast", "fit_panel",
            "run_forecast", "write_run", "load_forecaster", "save_forecaster", "predict_file", "table", "metrics",

@@ -231,7 +231,7 @@ def lab_stock(opts: LabOptions) -> LabResult:
     scaler is fitted on the training part only, and the naive forecast is the yardstick."""
     from .config import ForecastConfig
     from .forecast import fit_forecast, table
-    from .series import load_series
+    from .demo_series import load_series
     epochs = _setup(opts, 500)
     cfg = ForecastConfig(window=7, horizon=1, test_fraction=0.3, target_mode="level", cell=opts.cell,
                          layers=1, hidden=10, batch=0, lr=0.01, epochs=epochs, val_fraction=0.0,

@@ -6,7 +6,7 @@ line uses most). Lines starting with `#` and blank lines are skipped. An optiona
 (named date/time/timestamp/datetime, or `--date-column`; ISO dates, or `--date-format`) orders the
 rows: newest-first files are flipped. Without dates, `--reverse` says the file is newest-first.
 Missing values (empty, nan, NA, null) are refused with their count unless `--fill` says how to
-fill them (fill.py). A long-format file with `--id-column` holds several series (`load_panel`).
+fill them (fill.py). Built-in series and the loaders that pick a file or one of them: demo_series.py.
 
 Every problem is a UsageError naming the file, line and column, e.g.
     data.csv: line 12 column 3 (Low): not a number ('n/a')
@@ -24,6 +24,7 @@ import numpy as np
 
 from .config import UsageError
 from .fileio import check_regular_file
+from .fill import fill_missing
 
 DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
 BUILTIN = "GOOG daily (matplotlib sample data)"
@@ -213,7 +214,7 @@ def _refuse_missing(table: Table, rows: list, idx: list[int], values: np.ndarray
                      "with --fill ffill|interpolate|drop or remove those rows")
 
 
-def _rows_series(table: Table, rows: list, use: list[str], date_col: Optional[str], reverse: bool,
+def rows_series(table: Table, rows: list, use: list[str], date_col: Optional[str], reverse: bool,
                  fill: Optional[str], date_format: Optional[str], name: str) -> Series:
     idx = [table.header.index(c) for c in use]
     values = np.array([[_cell(table.name, n, i + 1, table.header[i], f[i]) for i in idx]
@@ -235,7 +236,6 @@ def _rows_series(table: Table, rows: list, use: list[str], date_col: Optional[st
         if fill is None:
             order = np.arange(len(rows))[::-1] if reverse else np.arange(len(rows))
             _refuse_missing(table, [rows[i] for i in order], idx, values)
-        from .fill import fill_missing
         s = fill_missing(s, fill)
     return s
 
@@ -244,13 +244,7 @@ def table_series(table: Table, use: list[str], date_col: Optional[str] = None,
                  reverse: bool = False, fill: Optional[str] = None,
                  date_format: Optional[str] = None) -> Series:
     """Read the `use` columns as numbers (and the date column), rows put oldest first."""
-    return _rows_series(table, table.rows, use, date_col, reverse, fill, date_format, table.name)
-
-
-def builtin_series(name: str = "goog") -> Series:
-    """A built-in series (see demo_series.py); GOOG daily prices by default."""
-    from .demo_series import builtin
-    return builtin(name)
+    return rows_series(table, table.rows, use, date_col, reverse, fill, date_format, table.name)
 
 
 def pick_columns(columns: list[str], target: Optional[str], features: Optional[str],
@@ -278,49 +272,3 @@ def pick_columns(columns: list[str], target: Optional[str], features: Optional[s
     if not feats:
         raise UsageError(f"{where}: no numeric columns to use as features")
     return feats, tgt
-
-
-def _keep(s: Series, used: list[str]) -> Series:
-    return Series(s.name, used, np.stack([s.column(c) for c in used], axis=1), s.dates, s.lines, s.key, s.notes)
-
-
-def load_series(path: Optional[str], target: Optional[str] = None, features: Optional[str] = None,
-                columns: Optional[str] = None, date_col: Optional[str] = None,
-                reverse: bool = False, fill: Optional[str] = None, date_format: Optional[str] = None,
-                builtin: str = "goog") -> tuple[Series, list[str], str]:
-    """The series (only the columns used), its feature columns and its target column."""
-    if path is None:
-        s = builtin_series(builtin)
-        feats, tgt = pick_columns(s.columns, target, features, None, s.name)
-        if reverse:
-            raise UsageError("--reverse applies to a CSV file; the built-in series is oldest first")
-    else:
-        table = read_table(path, columns)
-        dcol = date_column(table.header, date_col, path)
-        feats, tgt = pick_columns(table.header, target, features, dcol, path)
-        s = table_series(table, feats + ([tgt] if tgt not in feats else []), dcol, reverse, fill, date_format)
-    used = feats + ([tgt] if tgt not in feats else [])
-    return _keep(s, used), feats, tgt
-
-
-def load_panel(path: str, id_col: str, target: Optional[str] = None, features: Optional[str] = None,
-               columns: Optional[str] = None, date_col: Optional[str] = None, fill: Optional[str] = None,
-               date_format: Optional[str] = None) -> tuple[list[Series], list[str], str]:
-    """A long-format file: one row per (series id, date); each id's rows become one Series,
-    in the order the ids first appear."""
-    table = read_table(path, columns)
-    icol = resolve(id_col, table.header, "--id-column", path)
-    dcol = date_column(table.header, date_col, path)
-    feats, tgt = pick_columns(table.header, target, features, dcol, path, icol)
-    used = feats + ([tgt] if tgt not in feats else [])
-    j = table.header.index(icol)
-    groups: dict[str, list] = {}
-    for row in table.rows:
-        groups.setdefault(row[1][j], []).append(row)
-    if len(groups) < 2:
-        raise UsageError(f"{path}: --id-column {icol!r} holds one series only; drop --id-column")
-    out = [_keep(_rows_series(table, rows, used, dcol, False, fill, date_format, f"{path} [{key}]"), used)
-           for key, rows in groups.items()]
-    for s, key in zip(out, groups):
-        s.key = key
-    return out, feats, tgt

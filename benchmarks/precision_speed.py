@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import sys
 import time
 
 from _bench import interleaved, median, need_data, table
@@ -94,6 +95,7 @@ def main() -> None:
         pairs = median([b / f for b, f in zip(rates["bf16"], rates["fp32"])])
         figures[h] = {"fp32": f32, "bf16": b16, "ratio": pairs}
         rows.append([f"H{h}", f"{f32:,.0f}", f"{b16:,.0f}", f"{pairs:.2f}x"])
+        print(f"H{h}: fp32 {f32:,.0f}, bf16 {b16:,.0f} chars/s ({pairs:.2f}x)", file=sys.stderr, flush=True)
     print(f"{cpu_name()}; oneDNN native bf16: {native_bf16()}; {a.threads} threads, torch {torch.__version__}; "
           f"medians of {a.blocks} blocks of {a.steps} steps")
     print(table(["model", "fp32 chars/s", "bf16 chars/s", "bf16 / fp32"], rows))

@@ -125,6 +125,7 @@ def training_tail(run_dir, meta: dict, vocab, chars: int) -> Optional[np.ndarray
     from pathlib import Path
     from .vocab import Vocab
     run = Path(run_dir)
+    run = run.parent if run.is_file() else run      # a checkpoint file: its run directory
     train = meta.get("train") or {}
     found = []
     for j in sorted((run / "data").glob("ids-*.json")) if run.is_dir() else []:

@@ -8,7 +8,7 @@ import torch
 
 from rnnkit.config import ModelConfig
 from rnnkit.dynamic import DynamicSettings, dynamic_eval, dynamic_scores
-from rnnkit.lm import evaluate_ids
+from rnnkit.evaluate import loss_sums as evaluate_ids  # sums, as dynamic_eval returns
 from rnnkit.models import SequenceModel
 
 V = 9

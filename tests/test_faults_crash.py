@@ -15,7 +15,7 @@ import pytest
 
 from faults_helpers import (TINY_FLAGS, cli, copy_run, make_text, one_line_error, run_code, spawn,
                             temporaries, trained_run)
-from rnnkit import checkpoint, lm
+from rnnkit import checkpoint, fileio
 from rnnkit.checkpoint import clean_temporaries, find_checkpoint, load_checkpoint, save_checkpoint
 from rnnkit.lm import train_lm
 
@@ -37,7 +37,7 @@ class Crash(BaseException):
 
 @contextmanager
 def crash_at(monkeypatch, n: int):
-    """Die at the n-th operation checkpoint.py performs on the file system: half-way through a
+    """Die at the n-th operation a save performs on the file system: half-way through a
     write, before an fsync, a link or a rename. Yields a list that records the operations seen."""
     seen: list[str] = []
     real = os
@@ -78,8 +78,9 @@ def crash_at(monkeypatch, n: int):
     for name in ("replace", "link", "fsync", "unlink"):
         setattr(fake_os, name, wrap(name))
     with monkeypatch.context() as m:
-        m.setattr(checkpoint, "os", fake_os)
-        m.setattr(checkpoint, "open", lambda p, mode="r", *a, **k: HalfWay(open(p, mode, *a, **k)), raising=False)
+        for module in (checkpoint, fileio):  # checkpoint.py renames and links, fileio.py writes and syncs
+            m.setattr(module, "os", fake_os)
+            m.setattr(module, "open", lambda p, mode="r", *a, **k: HalfWay(open(p, mode, *a, **k)), raising=False)
         yield seen
 
 
@@ -139,7 +140,7 @@ def test_a_crash_after_falling_back_to_prev_keeps_a_good_checkpoint(monkeypatch,
 
 SLOW_WRITES = '''
 import time
-import rnnkit.checkpoint as c
+import rnnkit.fileio as c  # where every atomic write (checkpoints too) is written
 
 class Slow:
     """Checkpoint writes in 8 pieces, 10 ms apart, so that a kill lands inside one."""
@@ -278,7 +279,7 @@ def test_full_disk_during_a_checkpoint_write(capsys, monkeypatch, tmp_path, nth,
     text = tmp_path / "text.txt"
     text.write_text(make_text(60))
     run = tmp_path / "run"
-    state = full_after(monkeypatch, checkpoint, nth, run, how)
+    state = full_after(monkeypatch, fileio, nth, run, how, match=".safetensors.tmp-")  # the n-th checkpoint write
     rc, out, err = cli(capsys, "train", text, "--out", run, *TINY_FLAGS, "--max-steps", "20", "--save-every", "2")
     line = one_line_error(rc, err, codes=(1,))
     assert "no space left on device" in line and "the previous checkpoint is intact" in line, line
@@ -297,7 +298,7 @@ def test_full_disk_during_a_checkpoint_write(capsys, monkeypatch, tmp_path, nth,
 
 def test_full_disk_on_the_metrics_log(capsys, monkeypatch, run):
     before = {q.name: q.read_bytes() for q in run.glob("*.safetensors")}
-    full_after(monkeypatch, lm, 1, run, match="metrics.jsonl")
+    full_after(monkeypatch, fileio, 1, run, match="metrics.jsonl")
     rc, out, err = cli(capsys, "train", "--resume", run, "--max-steps", "30", "--log-every", "1")
     line = one_line_error(rc, err, codes=(1,))
     assert "could not write" in line and "metrics.jsonl: no space left on device" in line, line

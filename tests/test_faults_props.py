@@ -22,7 +22,8 @@ from rnnkit import corpus
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
 from rnnkit.config import UsageError
 from rnnkit.corpus import Source, read_chunks
-from rnnkit.lm import cold_loss, evaluate_ids, split_ids
+from rnnkit.evaluate import cold_loss, loss_sums
+from rnnkit.windows import split_ids
 from rnnkit.vocab import Vocab
 from rnnkit.windows import StreamBatches, eval_streams
 
@@ -124,7 +125,7 @@ def test_stream_batches_over_the_train_split(n, val_fraction, batch, seq_len):
     try:
         sb = StreamBatches(train, batch, seq_len)
     except UsageError as e:
-        assert (len(train) - 1) // batch < seq_len and "--batch" in str(e) and "--seq-len" in str(e)
+        assert (len(train) - 1) // batch < seq_len and "batch" in str(e) and "seq_len" in str(e)  # field names for Python callers
         return
     length = (len(train) - 1) // batch
     assert sb.steps_per_epoch == length // seq_len >= 1
@@ -154,7 +155,7 @@ class Uniform(nn.Module):
 @given(st.integers(0, 500), st.integers(1, 20), st.integers(1, 64), st.integers(2, 30))
 def test_evaluation_counts_every_target_once(n, streams, chunk, vocab):
     ids = np.arange(n) % vocab
-    total, count, correct = evaluate_ids(Uniform(vocab), ids, streams, chunk)
+    total, count, correct = loss_sums(Uniform(vocab), ids, streams, chunk)
     per_stream = (n - 1) // streams if n >= 1 else 0
     assert count == (streams * per_stream if per_stream >= 1 else 0)
     assert count <= max(0, n - 1) and count >= max(0, n - 1) - (streams - 1)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from cli_runner import env_with_src
 from conftest import TINY_MODEL, TINY_TRAIN, make_text
-from rnnkit import (ModelConfig, SampleConfig, TrainConfig, UsageError, evaluate_ids, generate,
+from rnnkit import (ModelConfig, SampleConfig, TrainConfig, UsageError, loss_sums, generate,
                     load_checkpoint, load_model, train_lm)
 from rnnkit import corpus
 from rnnkit.checkpoint import unprefixed
@@ -100,7 +100,7 @@ def test_resume_equals_uninterrupted(tmp_path, text_file, batching, schedule):
 
 def test_resume_keeps_fixed_options(run_copy):
     before = sha(run_copy / "last.safetensors")
-    with pytest.raises(UsageError, match="--hidden cannot change when resuming"):
+    with pytest.raises(UsageError, match="hidden cannot change when resuming"):
         train_lm(None, None, run_copy, resume=True, given={"hidden": 32, "max_steps": 8}, quiet=True)
     assert sha(run_copy / "last.safetensors") == before
 
@@ -119,7 +119,7 @@ def test_eval_json(cli, tiny_run, text_file, tmp_path):
     assert 0.0 <= result["accuracy"] <= 1.0 and math.isfinite(result["cold_loss"])
     model, vocab, _ = load_model(tiny_run)
     ids = np.array(vocab.encode(held.read_text()))
-    total, count, correct = evaluate_ids(model, ids)
+    total, count, correct = loss_sums(model, ids)
     assert count == result["chars"] and correct / count == pytest.approx(result["accuracy"])
     assert total / count == pytest.approx(result["loss"], rel=1e-5)
 
@@ -127,8 +127,8 @@ def test_eval_json(cli, tiny_run, text_file, tmp_path):
 def test_eval_chunking_does_not_change_the_loss(tiny_run, text_file):
     model, vocab, _ = load_model(tiny_run)
     ids = np.array(vocab.encode(text_file.read_text()[:3000]))
-    whole = evaluate_ids(model, ids, chunk=4096)
-    pieces = evaluate_ids(model, ids, chunk=37)
+    whole = loss_sums(model, ids, chunk=4096)
+    pieces = loss_sums(model, ids, chunk=37)
     assert pieces[1:] == whole[1:] and pieces[0] == pytest.approx(whole[0], rel=1e-5)
 
 
@@ -144,7 +144,7 @@ def test_strict_utf8_names_the_byte_offset(tmp_path_factory, before, after, chun
     path = tmp_path_factory.mktemp("utf8") / "bad.txt"
     path.write_bytes(data)
     with mock.patch.object(corpus, "CHUNK", chunk):
-        with pytest.raises(UsageError, match=f"invalid UTF-8 at byte offset {len(head)};.*--encoding bytes"):
+        with pytest.raises(UsageError, match=f"invalid UTF-8 at byte offset {len(head)};.*encoding='bytes'"):
             corpus.read_text(path)
         assert corpus.read_text(path, "bytes") == data.decode("latin-1")
 

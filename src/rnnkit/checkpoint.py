@@ -11,20 +11,20 @@ and `best.safetensors` (lowest validation loss).
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
-import stat
 import struct
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Optional
 
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .config import ModelConfig, RnnkitError, UsageError
+from .config import Config, ModelConfig, RnnkitError, UsageError
+from .fileio import check_regular_file, clean_temporaries, fsync_dir, tmp_name, write_synced  # noqa: F401 (clean_temporaries: re-exported)
 from .models import SequenceModel
 from .vocab import Vocab
 
@@ -39,6 +39,33 @@ class CheckpointError(RnnkitError):
     exit_code = 2
 
 
+class Checkpoint(NamedTuple):
+    """One verified checkpoint file: where it is, its tensors and its JSON header."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+
+
+@dataclass
+class Loaded:
+    """A trained model rebuilt from its checkpoint: the same record for every kind of model.
+    `vocab` is set for character LMs, `scaler` for forecasters. Unpacks as the 0.1 tuples:
+    `model, vocab, meta = load_model(...)`, `model, scaler, config, meta = load_forecaster(...)`."""
+
+    model: torch.nn.Module
+    config: Config
+    meta: dict[str, Any]
+    path: Path
+    vocab: Optional[Vocab] = None
+    scaler: Any = None
+
+    def __iter__(self):
+        if self.scaler is not None:
+            return iter((self.model, self.scaler, self.config, self.meta))
+        return iter((self.model, self.vocab, self.meta))
+
+
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     h = hashlib.sha256(meta_json.encode())
     for name in sorted(tensors):
@@ -46,46 +73,6 @@ def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def write_synced(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file, fsync it, and return; the caller renames it into place.
-    On failure (a full disk) the temporary is removed and nothing else is touched."""
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as e:
-        path.unlink(missing_ok=True)
-        why = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-        raise RnnkitError(f"could not write a checkpoint in {path.parent}: {why}; the previous "
-                          "checkpoint is intact, free space and continue with --resume")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` all at once: readers see the old file or the new, never half."""
-    tmp = tmp_name(path)
-    write_synced(tmp, data)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict[str, Any],
@@ -98,11 +85,11 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     header = {"rnnkit": meta_json, "sha256": _digest(meta_json, cpu)}
     data = st_save(cpu, metadata=header)
     tmp = tmp_name(path)
-    write_synced(tmp, data)  # complete on disk before anything is renamed
+    write_synced(tmp, data, "checkpoint")  # complete on disk before anything is renamed
     if keep_previous is not None and path.exists():
         keep_copy(path, keep_previous)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def keep_copy(path: Path, keep: Path) -> None:
@@ -126,11 +113,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{path}: pickle-based files are never loaded (they can run code); "
                               "rnnkit checkpoints are .safetensors")
     try:
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
-        if not stat.S_ISREG(st.st_mode):  # a pipe would block the read forever
-            raise CheckpointError(f"{path}: not a regular file (a pipe or device); pass a checkpoint file")
+        check_regular_file(path, "checkpoint file", "pass a checkpoint file")
+    except UsageError as e:
+        raise CheckpointError(str(e)) from None
+    try:
         data = path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror or e})")
@@ -178,7 +164,7 @@ def candidates(run_dir: Path, order: tuple[str, ...]) -> list[Path]:
 
 
 def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best", "last", "prev"),
-                    warn=None) -> tuple[Path, dict[str, torch.Tensor], dict]:
+                    warn=None) -> Checkpoint:
     """The first loadable checkpoint of a run directory (in `order`), or a file given directly.
     A damaged one is reported through `warn` and the next is tried."""
     target = Path(target)
@@ -189,7 +175,7 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
     except OSError as e:  # a symlink loop, permissions
         raise CheckpointError(f"{target}: cannot read ({e.strerror or e})")
     if not target.is_dir():
-        return (target, *load_checkpoint(target))
+        return Checkpoint(target, *load_checkpoint(target))
     errors = []
     for path in candidates(target, order):
         if not path.exists():
@@ -201,7 +187,7 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
             continue
         if errors and warn:
             warn(f"{errors[-1]}; using {path.name} instead")
-        return path, tensors, meta
+        return Checkpoint(path, tensors, meta)
     if errors:
         raise CheckpointError(errors[0])
     pickles = sorted(p.name for p in target.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -220,12 +206,6 @@ def set_aside(path: Path) -> Path | None:
     return aside
 
 
-def clean_temporaries(run_dir: Path) -> None:
-    """Remove temporary files that a crash left in the middle of a write."""
-    for p in run_dir.glob(".*.tmp-*"):
-        p.unlink(missing_ok=True)
-
-
 def model_meta(model: SequenceModel, vocab: Vocab) -> dict:
     return {"kind": "charlm", "model": model.config.to_dict(), "vocab": vocab.to_json()}
 
@@ -241,9 +221,9 @@ def weight_differences(model: torch.nn.Module, weights: dict[str, torch.Tensor])
     return diffs
 
 
-def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
-                device: torch.device | str = "cpu") -> tuple[SequenceModel, Vocab]:
+def build_model(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[SequenceModel, Vocab]:
     """The model and vocabulary a character-LM checkpoint describes, weights loaded."""
+    meta, source = ckpt.meta, ckpt.path
     if meta.get("kind") != "charlm":
         raise CheckpointError(f"{source}: holds a {meta.get('kind')!r} model, not a character language model")
     try:
@@ -254,7 +234,7 @@ def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
     if len(vocab) != model.config.vocab_size:
         raise CheckpointError(f"{source}: vocabulary has {len(vocab)} symbols but the model expects "
                               f"{model.config.vocab_size}")
-    weights = unprefixed("model", tensors)
+    weights = unprefixed("model", ckpt.tensors)
     diffs = weight_differences(model, weights)
     if diffs:
         raise CheckpointError(f"{source}: weights do not match the model config "
@@ -265,8 +245,12 @@ def build_model(tensors: dict[str, torch.Tensor], meta: dict, source: Path,
 
 
 def load_model(target: str | os.PathLike, device: torch.device | str = "cpu",
-               order: tuple[str, ...] = ("best", "last", "prev"), warn=None) -> tuple[SequenceModel, Vocab, dict]:
-    """Load a trained character LM from a run directory (best, else last) or a checkpoint file."""
-    path, tensors, meta = find_checkpoint(target, order, warn)
-    model, vocab = build_model(tensors, meta, path, device)
-    return model, vocab, meta
+               order: tuple[str, ...] = ("best", "last", "prev"), warn=None) -> Loaded:
+    """Load a trained character LM from a run directory (best, else last) or a checkpoint file.
+
+        loaded = load_model("runs/mine")          # loaded.model, .vocab, .config, .meta, .path
+        model, vocab, meta = load_model("runs/mine")
+    """
+    ckpt = find_checkpoint(target, order, warn)
+    model, vocab = build_model(ckpt, device)
+    return Loaded(model, model.config, ckpt.meta, ckpt.path, vocab=vocab)

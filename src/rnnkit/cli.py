@@ -17,7 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-from .config import DynamicConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
+from .config import (EvalConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, Spelling,
+                     TrainConfig, UsageError)
+from .fileio import show, warn
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,7 +55,15 @@ def load_json_config(path: str) -> dict:
 
 
 def split_config(d: dict, where: str) -> tuple[TrainConfig, ModelConfig]:
-    """A flat JSON config -> the train and model configs (unknown keys are errors)."""
+    """A JSON config -> the train and model configs (unknown keys are errors). Flat, or a run's
+    own config.json ({"train": {...}, "model": {...}, "vocab_size": N})."""
+    if isinstance(d.get("train"), dict) and isinstance(d.get("model"), dict):
+        extra = sorted(set(d) - {"train", "model", "vocab_size"})
+        if extra:
+            raise UsageError(f"{where} has unknown key(s) {', '.join(extra)}; a run's config.json holds "
+                             "train, model and vocab_size")
+        model = {k: v for k, v in d["model"].items() if k != "vocab_size"}
+        return TrainConfig.from_dict(d["train"], where), ModelConfig.from_dict(model, where)
     mkeys = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
     allowed = mkeys | set(TrainConfig.__dataclass_fields__)
     unknown = sorted(set(d) - allowed)
@@ -73,9 +83,15 @@ def cmd_train(a) -> int:
     if a.resume:
         if a.files:
             raise UsageError("FILE arguments cannot change when resuming; the run keeps its data")
+        for flag, value in (("--out", a.out), ("--config", a.config)):
+            if value is not None:  # the run directory and its configs are the checkpoint's
+                raise UsageError(f"{flag} cannot be used with --resume: the run continues in its own "
+                                 "directory with its own configs; change limits with --max-steps and the like")
         g = {k: v for k, v in (given(a, TrainConfig) | given(a, ModelConfig)).items() if k != "files"}
         train_lm(None, None, a.resume, resume=True, given=g)
         return 0
+    if a.files and hasattr(a, "corpus"):
+        raise UsageError("--corpus names a built-in corpus used when no FILE is given; pass FILEs or --corpus, not both")
     tbase, mbase = split_config(load_json_config(a.config), a.config) if a.config else (TrainConfig(), ModelConfig())
     files = list(a.files) or tbase.files
     tcfg = TrainConfig.from_args(a, tbase)
@@ -96,11 +112,11 @@ def cmd_sample(a) -> int:
     from .distributed import pick_device
     from .sample import generate
     cfg = SampleConfig.from_args(a)
-    model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
+    model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=warn)
     from .train import torch_threads
     kept = vocab.encode(cfg.prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
     if cfg.prime and not kept:
-        print("rnnkit: warning: every --prime character was skipped; starting from a new line", file=sys.stderr)
+        warn("every --prime character was skipped; starting from a new line")
     with torch_threads(cfg.threads):
         if cfg.num == 1:
             generate(model, vocab, cfg, on_text=lambda i, piece: write_out(piece))
@@ -114,47 +130,23 @@ def cmd_sample(a) -> int:
 
 def cmd_eval(a) -> int:
     from .checkpoint import load_model
-    from .corpus import Source, check_file, load_ids
     from .distributed import pick_device
-    from .lm import LN2, cold_loss, evaluate_ids
-    import tempfile
-    if a.cold < 0:
-        raise UsageError(f"--cold must be >= 0 characters (got {a.cold}); 0 turns it off")
-    dyn = DynamicConfig.from_args(a)
-    if dyn.dynamic and a.cold:
-        raise UsageError("--cold is a static measure; run it without --dynamic (static and dynamic "
-                         "figures are never mixed)")
-    device = pick_device(a.device)
-    model, vocab, meta = load_model(a.run, device, warn=lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr))
-    encoding = "bytes" if vocab.kind == "bytes" else "utf-8"
-    src = Source(check_file(a.file), a.file)
-    with tempfile.TemporaryDirectory() as tmp:
-        ids, _ = load_ids([src], encoding, Path(tmp), vocab)
-        if len(ids) < 2:
-            raise UsageError(f"{a.file}: needs at least 2 characters to evaluate")
-        if a.cold > len(ids) - 1:
-            raise UsageError(f"--cold {a.cold} is longer than {a.file} ({len(ids) - 1} characters to "
-                             "predict); use a smaller N")
-        if dyn.dynamic:
-            from .dynamic import run_dynamic
-            total, count, correct, extra = run_dynamic(model, ids, dyn, device, a.run, meta, vocab)
-        else:
-            total, count, correct = evaluate_ids(model, ids, streams=1, chunk=1024, device=device)
-            extra = {}
-        result = {"loss": total / count, "bpc": total / count / LN2, "accuracy": correct / count,
-                  "chars": count} | extra
-        if a.cold:
-            result["cold_loss"] = cold_loss(model, ids, a.cold, device)
-            result["cold_bpc"] = result["cold_loss"] / LN2
-    how = (f"dynamic evaluation (lr {dyn.dynamic_lr:g}, decay {dyn.dynamic_decay:g}, segments of "
-           f"{dyn.segment}, MS from {extra['dynamic_stats']})") if dyn.dynamic else "static"
-    print(f"{a.file}: {count:,} characters, one stream with the state carried, {how}")
-    print(f"loss {result['loss']:.4f} nats/char, {result['bpc']:.4f} bits/char, accuracy {result['accuracy']:.4f}")
-    if a.cold:
-        print(f"from cold starts every {a.cold} characters: loss {result['cold_loss']:.4f} nats/char "
-              f"({result['cold_bpc']:.4f} bits/char)")
+    from .evaluate import evaluate_text
+    cfg = EvalConfig.from_args(a)
+    device = pick_device(cfg.device)
+    m = load_model(a.run, device, warn=warn)
+    res = evaluate_text(m.model, m.vocab, a.file, cfg, device, run=m)
+    word = "bytes" if res.unit == "bytes" else "characters"
+    per = "byte" if res.unit == "bytes" else "char"
+    how = (f"dynamic evaluation (lr {cfg.dynamic_lr:g}, decay {cfg.dynamic_decay:g}, segments of "
+           f"{cfg.segment}, MS from {res.extra['dynamic_stats']})") if cfg.dynamic else "static"
+    print(f"{show(a.file)}: {res.chars:,} {word}, one stream with the state carried, {how}")
+    print(f"loss {res.loss:.4f} nats/{per}, {res.bpc:.4f} bits/{per}, accuracy {res.accuracy:.4f}")
+    if cfg.cold:
+        print(f"from cold starts every {cfg.cold} {word}: loss {res.cold_loss:.4f} nats/{per} "
+              f"({res.cold_bpc:.4f} bits/{per})")
     if a.json:
-        print(json.dumps(result))
+        print(json.dumps(res.to_json(), allow_nan=False))
     return 0
 
 
@@ -246,9 +238,7 @@ def build_parser() -> Parser:
     ev.add_argument("run", metavar="RUN_DIR")
     ev.add_argument("file", metavar="FILE")
     ev.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    ev.add_argument("--cold", type=int, default=0, metavar="N", help="also report the loss from zero state every N chars")
-    ev.add_argument("--device", default="cpu")
-    DynamicConfig.add_arguments(ev)
+    EvalConfig.add_arguments(ev)
     ev.set_defaults(func=cmd_eval)
 
     fc = sub.add_parser("forecast", help="forecast a numeric series; compare with the naive forecast")
@@ -274,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):  # a file name that is not UTF-8, or a lone surrogate in
         sys.stdout.reconfigure(errors="backslashreplace")  # generated text, prints escaped: no traceback
     args = build_parser().parse_args(argv)
+    Spelling.flags = True  # messages name --flags, not config fields
     try:
         return args.func(args)
     except RnnkitError as e:
@@ -288,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"rnnkit: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
+    finally:
+        Spelling.flags = False
 
 
 if __name__ == "__main__":

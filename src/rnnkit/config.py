@@ -36,8 +36,28 @@ def opt(default: Any, help: str, *, lo: float | None = None, hi: float | None = 
     return field(default=default, metadata=meta, **kw)
 
 
+CELLS = ("rnn", "lstm", "gru")   # the recurrent cells every model offers (models.CELLS maps them)
+
+
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+class Spelling:
+    """How messages name a config field: `batch` to Python callers, `--batch` on the command line
+    (the CLI switches it on at start). The one place a field name becomes a flag."""
+
+    flags = False
+
+
+def param(name: str) -> str:
+    """A config field as the user spelled it: the field name, or its flag under the CLI."""
+    return flag_name(name) if Spelling.flags else name
+
+
+def setting(name: str, value: Any) -> str:
+    """A field set to a value, as the user would write it: `encoding='bytes'` or `--encoding bytes`."""
+    return f"{flag_name(name)} {value}" if Spelling.flags else f"{name}={value!r}"
 
 
 def _check_type(name: str, value: Any, hint: Any) -> Any:
@@ -52,10 +72,10 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
         return float(value)
     if origin is list or hint is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise UsageError(f"{flag_name(name)} must be a list of strings (got {value!r})")
+            raise UsageError(f"{param(name)} must be a list of strings (got {value!r})")
         return value
     if hint in (int, float, str, bool) and (type(value) is not hint):
-        raise UsageError(f"{flag_name(name)} must be of type {hint.__name__} (got {value!r})")
+        raise UsageError(f"{param(name)} must be of type {hint.__name__} (got {value!r})")
     return value
 
 
@@ -68,7 +88,7 @@ class Config:
             m = f.metadata
             if v is None or not m:
                 continue
-            flag = flag_name(f.name)
+            flag = param(f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 raise UsageError(f"{flag} must be a finite number (got {v})")
             if m.get("choices") and v not in m["choices"]:
@@ -134,7 +154,7 @@ class ModelConfig(Config):
     """A recurrent sequence model: input -> recurrent stack -> per-step linear head."""
 
     vocab_size: int = opt(0, "number of symbols (0 until set from the data)", lo=0, cli=False)
-    cell: str = opt("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
+    cell: str = opt("lstm", "recurrent cell", choices=CELLS)
     layers: int = opt(2, "stacked recurrent layers", lo=1, hi=64)
     hidden: int = opt(256, "hidden units per layer", lo=1, hi=65536)
     embed: int = opt(64, "embedding size; 0 feeds one-hot vectors as in the lecture", lo=0, hi=65536)
@@ -160,7 +180,7 @@ class TrainConfig(Config):
     batch: int = opt(64, "windows per step (global batch across all processes)", lo=1, hi=1 << 20)
     batching: str = opt("streams", "streams: char-rnn parallel streams with carried state; "
                         "random: independent random windows", choices=("streams", "random"))
-    lr: float = opt(2e-3, "Adam learning rate", above=0.0, hi=10.0)
+    lr: float = opt(2e-3, "AdamW learning rate (peak, after warm-up)", above=0.0, hi=10.0)
     schedule: str = opt("cosine", "learning-rate schedule", choices=("cosine", "constant"))
     decay_steps: int | None = opt(None, "cosine schedule length in steps (default: --max-steps, "
                                   "or what --max-time allows)", lo=1)
@@ -222,14 +242,24 @@ class SampleConfig(Config):
 
 
 @dataclass
-class DynamicConfig(Config):
-    """Dynamic evaluation in rnnkit eval (dynamic.py; Krause et al. 2018)."""
+class EvalConfig(Config):
+    """Scoring a trained model on a text (rnnkit eval): static by default, or dynamic evaluation
+    (dynamic.py; Krause et al. 2018)."""
 
+    cold: int = opt(0, "also report the loss from a zero state every N characters (0: off)", lo=0)
+    unknown: str = opt("error", "characters outside the vocabulary: error, or skip them",
+                       choices=("error", "skip"))
+    device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
+    chunk: int = opt(1024, "characters per forward call (the state is carried across)", lo=1, hi=1 << 20,
+                     cli=False)
     dynamic: bool = opt(False, "dynamic evaluation: score each segment, then take one RMS-normalised "
                         "gradient step on it (the checkpoint is never changed)")
     dynamic_lr: float = opt(3e-4, "step size of the dynamic-evaluation update", lo=0.0, hi=1.0)
     dynamic_decay: float = opt(0.02, "pull toward the trained weights per segment", lo=0.0, hi=1.0)
     segment: int = opt(50, "characters scored between two dynamic-evaluation updates", lo=1, hi=1_000_000)
+
+
+DynamicConfig = EvalConfig   # dynamic.py's name for the settings it reads
 
 
 @dataclass
@@ -246,7 +276,7 @@ class ForecastConfig(Config):
     test_fraction: float = opt(0.3, "last fraction of the rows held out for testing", above=0.0, hi=0.9)
     target_mode: str = opt("change", "change: predict the target's change since the window's last "
                            "value; level: predict the value itself (the lecture)", choices=("change", "level"))
-    cell: str = opt("lstm", "recurrent cell", choices=("rnn", "lstm", "gru"))
+    cell: str = opt("lstm", "recurrent cell", choices=CELLS)
     layers: int = opt(1, "stacked recurrent layers", lo=1, hi=16)
     hidden: int = opt(32, "hidden units per layer", lo=1, hi=4096)
     dropout: float = opt(0.0, "dropout between layers", lo=0.0, hi=0.95)

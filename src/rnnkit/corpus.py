@@ -10,7 +10,6 @@ import codecs
 import hashlib
 import json
 import os
-import stat
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import RnnkitError, UsageError
+from .config import RnnkitError, UsageError, setting
+from .fileio import check_regular_file, tmp_name, write_atomic
 from .vocab import Vocab
 
 CHUNK = 1 << 22  # bytes read at a time
@@ -38,18 +38,7 @@ class Source:
 def check_file(path: str | os.PathLike) -> Path:
     """A readable, non-empty regular file, or a one-line UsageError saying what is wrong."""
     p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file")
-    except OSError as e:  # symlink loops, permissions
-        raise UsageError(f"{path}: cannot read ({e.strerror or e})")
-    if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{path}: is a directory; pass the text files inside it")
-    if not stat.S_ISREG(st.st_mode):
-        raise UsageError(f"{path}: not a regular file (a pipe or device); save the text to a file")
-    if not os.access(p, os.R_OK):
-        raise UsageError(f"{path}: permission denied")
+    st = check_regular_file(p, "text file (pass the files inside it)", "save the text to a file")
     if st.st_size == 0:
         raise UsageError(f"{path}: file is empty")
     return p
@@ -72,7 +61,7 @@ def read_chunks(src: Source, encoding: str) -> Iterator[str]:
                     text = decoder.decode(raw, final=not raw)
                 except UnicodeDecodeError as e:
                     raise UsageError(f"{src.name}: invalid UTF-8 at byte offset {offset - pending + e.start}; "
-                                     "fix the file or train with --encoding bytes")
+                                     f"fix the file or train with {setting('encoding', 'bytes')}")
                 if text:
                     yield text
             if not raw:
@@ -156,7 +145,8 @@ def build_vocab(sources: list[Source], encoding: str) -> tuple[Vocab, int]:
 
 def encode_to_file(sources: list[Source], encoding: str, vocab: Vocab, total: int, path: Path) -> np.ndarray:
     """Second pass: ids written into a memory-mapped .npy at `path` (atomically renamed)."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = tmp_name(path)
+    tmp.unlink(missing_ok=True)
     ids = np.lib.format.open_memmap(tmp, mode="w+", dtype=vocab.dtype, shape=(total,))
     at = 0
     for s in sources:
@@ -197,7 +187,5 @@ def load_ids(sources: list[Source], encoding: str, cache_dir: Path,
     else:
         vocab = found
     ids = encode_to_file(sources, encoding, vocab, total, ids_path)
-    tmp = meta_path.with_name(meta_path.name + ".tmp")
-    tmp.write_text(json.dumps(vocab.to_json()))
-    os.replace(tmp, meta_path)  # whole or absent: a torn file would break the next start
+    write_atomic(meta_path, json.dumps(vocab.to_json()))  # whole or absent: a torn file breaks the next start
     return ids, vocab

@@ -263,7 +263,8 @@ LABS = {
 }
 
 
-def run_lab(name: str, opts: LabOptions) -> LabResult:
+def run_lab(name: str, opts: Optional[LabOptions] = None) -> LabResult:
+    opts = opts or LabOptions()
     if name not in LABS:
         raise UsageError(f"unknown lab {name!r}; choose one of: {', '.join(LABS)} (rnnkit lab --list)")
     if opts.cell not in ("rnn", "lstm", "gru"):

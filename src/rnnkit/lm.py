@@ -1,361 +1,299 @@
-"""Character language models end to end: data -> model -> Trainer -> checkpoints; evaluation.
+"""Character language models end to end: run directory -> data -> model -> Trainer -> checkpoints.
 
-    from rnnkit import TrainConfig, train_lm
-    train_lm(TrainConfig(files=["input.txt"], max_steps=2000), ModelConfig(hidden=256), "runs/x")
+    from rnnkit import ModelConfig, TrainConfig, resume_lm, train_lm
+    res = train_lm(TrainConfig(files=["input.txt"], max_steps=2000), ModelConfig(hidden=256), "runs/x")
+    res = resume_lm("runs/x", max_steps=4000)          # only limits and cadences may change
 
-The CLI's `rnnkit train` is this function; under torchrun it trains with DDP (see distributed.py).
+The CLI's `rnnkit train` is this module; under torchrun it trains with DDP (see distributed.py):
+
+    torchrun --nproc-per-node 2 -m rnnkit train input.txt --out runs/ddp --threads 1
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import json
 import math
 import sys
 import time
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
-from .checkpoint import (CheckpointError, clean_temporaries, find_checkpoint, model_meta, prefixed,
-                         save_checkpoint, build_model, set_aside)
-from .config import ModelConfig, RnnkitError, SampleConfig, TrainConfig, UsageError
-from .corpus import load_ids, resolve_sources
+from .checkpoint import Checkpoint, build_model, model_meta, save_checkpoint, set_aside
+from .config import ModelConfig, SampleConfig, TrainConfig, UsageError, param, setting
+from .corpus import load_ids
+from .evaluate import distributed_loss
+from .fileio import bits, warn, write_atomic
 from .models import SequenceModel, count_params
 from .plots import plot_curves
 from .precision import resolve as resolve_precision
 from .regularize import param_groups
+from .resume import resume_point, restore_state, state_tensors
+from .rundir import RunDir, data_record, resumed_ids
+from .runlog import METRICS, RunLog
 from .sample import generate
-from .train import Hooks, Trainer, TrainState
+from .train import Hooks, LoopConfig, Trainer, TrainState
 from .vocab import Vocab
-from .windows import RandomWindows, StreamBatches, to_long
+from .windows import RandomWindows, StreamBatches, split_ids
 
-LN2 = math.log(2)
 # periodic evaluations read the validation text as this many parallel streams (3,125 chars each at
-# the default --eval-chars 50,000): as fast per char as 32 streams here, with half the cold starts
+# the default eval_chars 50,000): as fast per char as 32 streams here, with half the cold starts
 EVAL_STREAMS = 16
-# flags that may change when a run is resumed; everything else is fixed by the checkpoint
-RESUMABLE = {"max_steps", "max_time", "patience", "eval_every", "save_every", "log_every", "device",
-             "threads", "decay_steps", "eval_chars", "sample_chars"}
 
 
-def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """The first (1 - val_fraction) for training, the last part for validation (views)."""
-    n_val = int(len(ids) * val_fraction)
-    return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+@dataclass
+class TrainResult:
+    """How a training run ended. `res["step"]` also works (the 0.1 dict form)."""
+
+    run_dir: Path
+    step: int
+    best_val: float          # lowest validation loss, nats per symbol (inf: never evaluated)
+    stopped: str             # why it stopped
+    seconds: float
+
+    @property
+    def best_bpc(self) -> float:
+        return bits(self.best_val)
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
 
 
-@torch.inference_mode()
-def evaluate_ids(model: nn.Module, ids: np.ndarray, streams: int = 1, chunk: int = 512,
-                 device: torch.device | str = "cpu", rows: Optional[slice] = None) -> tuple[float, int, int]:
-    """Sum of next-character losses (nats), count and correct guesses over `ids`, read as `streams`
-    parallel streams with the hidden state carried from chunk to chunk (streams=1: the whole text as
-    one stream, the fairest measure). `rows` restricts to some streams (a rank's share)."""
-    model.eval()
-    length = (len(ids) - 1) // streams
-    if length < 1:
-        return 0.0, 0, 0
-    x_all = ids[: streams * length].reshape(streams, length)
-    y_all = ids[1: streams * length + 1].reshape(streams, length)
-    if rows is not None:
-        x_all, y_all = x_all[rows], y_all[rows]
-    if len(x_all) == 0:
-        return 0.0, 0, 0
-    total, correct, state = 0.0, 0, None
-    for j in range(0, length, chunk):
-        x, y = to_long(x_all[:, j: j + chunk], device), to_long(y_all[:, j: j + chunk], device)
-        logits, state = model(x, state)
-        logits = logits.float()
-        total += nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                             reduction="sum").item()
-        correct += (logits.argmax(-1) == y).sum().item()
-    return total, y_all.size, correct
+@dataclass
+class Session:
+    """Everything one training run is built from, in the order it is built."""
+
+    d: distributed.Dist
+    run: RunDir
+    tcfg: TrainConfig
+    mcfg: ModelConfig
+    log: RunLog
+    vocab: Vocab
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    data: Optional[dict] = None        # the record of the encoded corpus (rundir.data_record)
+    batches: object = None             # StreamBatches or RandomWindows over train_ids
+    model: SequenceModel = None
+    net: torch.nn.Module = None        # the model, wrapped in DDP under torchrun
+    opt: torch.optim.Optimizer = None
+    state: Optional[TrainState] = None
 
 
-@torch.inference_mode()
-def cold_loss(model: nn.Module, ids: np.ndarray, window: int = 100, device="cpu", batch: int = 256) -> float:
-    """Mean loss when every `window` characters start from a zero state (no carried context)."""
-    n = (len(ids) - 1) // window
-    x_all = ids[: n * window].reshape(n, window)
-    y_all = ids[1: n * window + 1].reshape(n, window)
-    total = 0.0
-    for i in range(0, n, batch):
-        logits, _ = model(to_long(x_all[i: i + batch], device))
-        y = to_long(y_all[i: i + batch], device)
-        total += nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                             reduction="sum").item()
-    return total / max(1, n * window)
+def shared_ids(sources: list, tcfg: TrainConfig, run: RunDir, vocab: Optional[Vocab], d: distributed.Dist):
+    """The id cache is built once: rank 0 first, then the first process of every other machine
+    (when the run directory is not shared), then everyone else reads it. No two writers at once."""
+    turns = (d.rank == 0, d.rank != 0 and d.local_rank == 0, d.local_rank != 0)
+    for mine in turns:
+        if mine:
+            ids, vocab_out = load_ids(sources, tcfg.encoding, run.data, vocab)
+        distributed.barrier(d)
+    return ids, vocab_out
 
 
-def ddp_evaluate(model: nn.Module, ids: np.ndarray, d: distributed.Dist, streams: int, chunk: int = 512) -> float:
-    """Validation loss (nats/char) with the streams shared out across ranks, summed back."""
-    share = np.array_split(np.arange(streams), d.world)[d.rank]
-    rows = slice(int(share[0]), int(share[-1]) + 1) if len(share) else slice(0, 0)
-    total, count, _ = evaluate_ids(model, ids, streams, chunk, d.device, rows)
-    t = distributed.all_reduce_sum(d, torch.tensor([total, float(count)], dtype=torch.float64))
-    return (t[0] / t[1]).item() if t[1] > 0 else float("nan")
+def run_text(tcfg: TrainConfig, run: RunDir, ckpt: Optional[Checkpoint], d: distributed.Dist):
+    """(ids, vocab, data record): the encoded corpus of a new run, or on resume the run's own copy
+    of it (see rundir.py: sources that changed or moved since do not change the run)."""
+    record = ckpt.meta.get("data") if ckpt else None
+    if record is None:             # a new run, or a checkpoint from before records were kept
+        vocab_in = Vocab.from_json(ckpt.meta["vocab"]) if ckpt else None
+        ids, vocab = shared_ids(run.sources(tcfg), tcfg, run, vocab_in, d)
+        return ids, vocab, data_record(Path(ids.filename), ids, run.sources(tcfg)) if d.main else None
+    vocab = Vocab.from_json(ckpt.meta["vocab"])
+    ids, sources = resumed_ids(run.path, record, warn if d.main else (lambda m: None))
+    if ids is None:                # the copy is gone: rebuilt from the unchanged sources
+        ids, _ = shared_ids(sources, tcfg, run, vocab, d)
+        record = data_record(Path(ids.filename), ids, sources)
+    return ids, vocab, record
 
 
-@contextmanager
-def writing(path: Path):
-    """A failed write of a log or config file (a full disk) as one line naming the file."""
-    try:
-        yield
-    except OSError as e:
-        why = "no space left on device" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-        raise RnnkitError(f"could not write {path}: {why}; the checkpoints written so far are intact, "
-                          "free space and continue with --resume") from None
-
-
-class Run:
-    """A run directory: metrics log, checkpoints, the id cache. Only rank 0 writes."""
-
-    def __init__(self, out: Path, d: distributed.Dist, quiet: bool = False):
-        self.out, self.d, self.quiet = out, d, quiet
-        self.tty = sys.stdout.isatty()
-
-    def say(self, msg: str) -> None:
-        if self.d.main and not self.quiet:
-            print(("\r\033[K" if self.tty else "") + msg, flush=True)
-
-    def progress(self, rec: dict, cfg: TrainConfig, best: float) -> None:
-        """A live bar on a terminal (step, loss, val bpc, chars/s, ETA); plain log lines otherwise."""
-        if not self.d.main or self.quiet:
-            return
-        step, left = rec["step"], None
-        if cfg.max_steps:
-            left = (cfg.max_steps - step) * cfg.seq_len * cfg.batch / max(rec["chars_per_s"], 1e-9)
-        if cfg.max_time:
-            left = min(left if left is not None else math.inf, cfg.max_time - rec["time"])
-        eta = f" ETA {int(left) // 60}:{int(left) % 60:02d}" if left is not None and math.isfinite(left) else ""
-        total = f"/{cfg.max_steps}" if cfg.max_steps else ""
-        val = f" val {best / LN2:.3f} bpc" if math.isfinite(best) else ""
-        line = (f"step {step}{total} loss {rec['loss']:.4f} ({rec['loss'] / LN2:.3f} bpc){val} "
-                f"lr {rec['lr']:.1e} {rec['chars_per_s']:,.0f} chars/s{eta}")
-        if self.tty:
-            print(f"\r\033[K{line}", end="", flush=True)
-        else:
-            print(line, flush=True)
-
-    def record(self, rec: dict) -> None:
-        if self.d.main:
-            with writing(self.out / "metrics.jsonl"), open(self.out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
-
-
-def trainer_tensors(model: nn.Module, opt: torch.optim.Optimizer, s: TrainState, d: distributed.Dist) -> tuple[dict, dict]:
-    """Tensors and JSON state of everything training needs to continue exactly."""
-    tensors = prefixed("model", model.state_dict())
-    osd = opt.state_dict()
-    json_state = {}
-    for idx, st in osd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"optim.{idx}.{k}"] = v
-            else:
-                json_state[f"{idx}.{k}"] = v
-    for r, rng in enumerate(distributed.all_gather(d, torch.get_rng_state())):
-        tensors[f"rng.cpu.{r}"] = rng
-    if torch.cuda.is_available() and d.device.type == "cuda":
-        for r, rng in enumerate(distributed.all_gather(d, torch.cuda.get_rng_state(d.device).to(d.device))):
-            tensors[f"rng.cuda.{r}"] = rng.cpu()
-    if s.carried is not None:
-        parts = s.carried if isinstance(s.carried, tuple) else (s.carried,)
-        for name, t in zip("hc", parts):  # (layers, B/W, H) per rank -> (layers, B, H)
-            tensors[f"carried.{name}"] = torch.cat([g.float() for g in distributed.all_gather(d, t)], dim=1)
-    groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]} for g in osd["param_groups"]]
-    info = {"step": s.step, "chars": s.chars, "elapsed": s.elapsed, "best_val": s.best_val if math.isfinite(s.best_val) else None,
-            "evals_since_best": s.evals_since_best, "horizon": s.horizon, "world": d.world,
-            "optim_groups": groups, "optim_scalars": json_state}
-    return tensors, info
-
-
-def restore_trainer(tensors: dict, info: dict, model: nn.Module, opt: torch.optim.Optimizer,
-                    d: distributed.Dist, rows: slice) -> TrainState:
-    osd = {"state": {}, "param_groups": info["optim_groups"]}
-    for key, v in tensors.items():
-        if key.startswith("optim."):
-            _, idx, k = key.split(".", 2)
-            osd["state"].setdefault(int(idx), {})[k] = v
-    for key, v in info["optim_scalars"].items():
-        idx, k = key.split(".", 1)
-        osd["state"].setdefault(int(idx), {})[k] = v
-    opt.load_state_dict(osd)
-    if info.get("world") == d.world and f"rng.cpu.{d.rank}" in tensors:
-        torch.set_rng_state(tensors[f"rng.cpu.{d.rank}"])
-        if f"rng.cuda.{d.rank}" in tensors and d.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors[f"rng.cuda.{d.rank}"], d.device)
-    carried = tuple(tensors[f"carried.{n}"][:, rows].contiguous().to(d.device) for n in "hc" if f"carried.{n}" in tensors)
-    s = TrainState(step=info["step"], chars=info["chars"], elapsed=info["elapsed"],
-                   best_val=info["best_val"] if info["best_val"] is not None else math.inf,
-                   evals_since_best=info["evals_since_best"], horizon=info["horizon"])
-    s.carried = None if not carried else carried if len(carried) == 2 else carried[0]
+def open_session(tcfg: TrainConfig, mcfg: ModelConfig, run: RunDir, ckpt: Optional[Checkpoint],
+                 d: distributed.Dist, quiet: bool) -> Session:
+    """Seed, read the data and build model and optimizer (restored from `ckpt` when resuming)."""
+    if tcfg.threads:
+        torch.set_num_threads(tcfg.threads)
+    torch.manual_seed(tcfg.seed + d.rank)
+    ids, vocab, record = run_text(tcfg, run, ckpt, d)
+    train_ids, val_ids = split_ids(ids, tcfg.val_fraction)
+    mcfg = dataclasses.replace(mcfg, vocab_size=len(vocab)).validate()
+    s = Session(d, run, tcfg, mcfg, RunLog(run.path, d.main, quiet), vocab, train_ids, val_ids, record)
+    s.batches = batches_of(s)                  # a text too short is refused before the model is built
+    s.model = build_model(ckpt, d.device)[0] if ckpt else SequenceModel(mcfg).to(d.device)
+    # DDP copies rank 0's weights to every rank here and averages the gradients in backward()
+    s.net = DistributedDataParallel(s.model, device_ids=[d.device.index] if d.device.type == "cuda" else None) \
+        if d.active else s.model
+    # fused: one pass over each parameter instead of ~10 elementwise kernels (CPU and CUDA)
+    s.opt = torch.optim.AdamW(param_groups(s.model, tcfg.weight_decay), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
+                              fused=d.device.type in ("cpu", "cuda"))
     return s
 
 
-def restore_checked(ckpt: tuple, model: nn.Module, opt: torch.optim.Optimizer, d: distributed.Dist,
-                    rows: slice) -> TrainState:
-    """restore_trainer, with a CheckpointError naming the file when the saved training state does not
-    fit the model (it would otherwise fail with a traceback at the first step)."""
-    tensors, meta, path = ckpt
+def batches_of(s: Session):
+    t, d = s.tcfg, s.d
+    if t.batching == "streams":
+        return StreamBatches(s.train_ids, t.batch, t.seq_len, d.rank, d.world)
+    return RandomWindows(s.train_ids, t.batch, t.seq_len, t.seed, d.rank, d.world)
+
+
+def announce(s: Session, resumed_at: Optional[int]) -> None:
+    """The run's summary lines, and config.json (what `--config` accepts back)."""
+    t, m, d = s.tcfg, s.mcfg, s.d
+    split = (f"train {len(s.train_ids):,} chars (first {1 - t.val_fraction:.0%}), "
+             f"validation {len(s.val_ids):,} chars (last {t.val_fraction:.0%})")
+    src = ", ".join(t.files) if t.files else f"built-in corpus '{t.corpus}'"
+    s.log.say(f"data: {src}; {split}; vocabulary {len(s.vocab)} ({t.encoding})")
+    procs = f", {d.world} process{'es' if d.world > 1 else ''} ({d.backend})" if d.active else ""
+    s.log.say(f"model: {m.cell} x{m.layers}, hidden {m.hidden}, embed {m.embed or 'one-hot'}, "
+              f"{count_params(s.model):,} parameters on {d.device}{procs}, "
+              f"precision {resolve_precision(t.precision, d.device)} ({setting('precision', t.precision)})")
+    if resumed_at is not None:
+        s.log.say(f"resuming {s.run.path} at step {resumed_at}")
+    if d.main:
+        config = {"train": t.to_dict(), "model": m.to_dict(), "vocab_size": len(s.vocab)}
+        write_atomic(s.run.path / "config.json", json.dumps(config, indent=2), "config")
+
+
+class LMHooks:
+    """What the Trainer calls out to for a character LM: evaluate, save, log."""
+
+    def __init__(self, s: Session):
+        self.s = s
+        self.trainer: Optional[Trainer] = None
+
+    def evaluate(self, st: TrainState) -> float:
+        s, t = self.s, self.s.tcfg
+        n = len(s.val_ids) if not t.eval_chars else min(len(s.val_ids), t.eval_chars)
+        streams = min(EVAL_STREAMS, max(1, (n - 1) // 2))   # a short split: fewer, still whole streams
+        val = distributed_loss(s.model, s.val_ids[:n], s.d, streams)
+        rec = {"step": st.step, "chars": st.chars, "val_loss": val, "val_bpc": bits(val), "time": round(st.elapsed, 3)}
+        if s.d.main and t.sample_chars:
+            rec["sample"] = generate(s.model, s.vocab, SampleConfig(length=t.sample_chars, temperature=0.8,
+                                                                    seed=st.step, device=str(s.d.device)))[0]
+        s.log.record(rec)
+        s.log.say(f"step {st.step}: val loss {val:.4f} nats ({bits(val):.3f} bpc) on {n:,} chars")
+        return val if math.isfinite(val) else math.inf
+
+    def save(self, st: TrainState, which: str) -> None:
+        s = self.s
+        tensors, info = state_tensors(s.model, s.opt, st, s.d)
+        if s.d.main:
+            meta = model_meta(s.model, s.vocab) | {"train": s.tcfg.to_dict(), "state": info,
+                                                   "precision": resolve_precision(s.tcfg.precision, s.d.device)}
+            if s.data is not None:
+                meta["data"] = s.data
+            prev = s.run.path / "prev.safetensors" if which == "last" else None
+            save_checkpoint(s.run.path / f"{which}.safetensors", tensors, meta, keep_previous=prev)
+        distributed.barrier(s.d)
+
+    def log(self, rec: dict) -> None:
+        t, st = self.s.tcfg, self.trainer.state
+        left = None
+        if t.max_steps:
+            left = (t.max_steps - rec["step"]) * t.seq_len * t.batch / max(rec["chars_per_s"], 1e-9)
+        if t.max_time:
+            left = min(left if left is not None else math.inf, t.max_time - rec["time"])
+        self.s.log.record(rec)
+        self.s.log.progress(rec, t.max_steps, left, best=st.best_val)
+
+    def bound(self, given: Hooks) -> Hooks:
+        """Ours, where the caller (a test) did not give its own."""
+        has_val = len(self.s.val_ids) > 1
+        return dataclasses.replace(given, evaluate=given.evaluate or (self.evaluate if has_val else None),
+                                   save=given.save or self.save, log=given.log or self.log)
+
+
+def draw_curves(s: Session) -> None:
+    if s.d.main:
+        plot_curves(s.run.path / METRICS, s.run.path / "curves.png")
+
+
+def run_session(s: Session, hooks: Hooks) -> TrainResult:
+    """Train until a limit; draw the curves whatever happens (a signal, a non-finite loss)."""
+    ours = LMHooks(s)
+    trainer = ours.trainer = Trainer(s.net, s.batches, LoopConfig.of(s.tcfg), s.opt, s.d, ours.bound(hooks), s.state)
+    t0 = time.time()
     try:
-        s = restore_trainer(tensors, meta["state"], model, opt, d, rows)
-    except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as e:
-        raise CheckpointError(f"{path}: training state does not fit the model ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''})")
-    diffs = [f"optimizer {k} of a {tuple(p.shape)} weight has shape {tuple(v.shape)}"
-             for p, st in opt.state.items() for k, v in st.items()
-             if torch.is_tensor(v) and v.dim() > 0 and v.shape != p.shape]
-    want = (model.config.layers, rows.stop - rows.start, model.config.hidden)
-    parts = s.carried if isinstance(s.carried, tuple) else (s.carried,) if s.carried is not None else ()
-    if parts and len(parts) != (2 if model.config.cell == "lstm" else 1):
-        diffs.append(f"carried state has {len(parts)} part(s), a {model.config.cell} carries "
-                     f"{2 if model.config.cell == 'lstm' else 1}")
-    diffs += [f"carried state has shape {tuple(t.shape)}, the model needs {want}" for t in parts if tuple(t.shape) != want]
-    if diffs:
-        raise CheckpointError(f"{path}: training state does not fit the model: " + "; ".join(diffs[:4]))
-    return s
+        why = trainer.run()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            draw_curves(s)
+        raise
+    draw_curves(s)
+    st = trainer.state
+    s.log.say(f"stopped: {why}; step {st.step}, {st.chars:,} chars in {st.elapsed:.0f}s; "
+              f"best val loss {st.best_val:.4f} nats ({bits(st.best_val):.3f} bpc)")
+    return TrainResult(s.run.path, st.step, st.best_val, why, time.time() - t0)
 
 
-def resume_configs(out: Path, given: dict, warn: Callable[[str], None]) -> tuple[TrainConfig, ModelConfig, Path, dict, dict]:
-    path, tensors, meta = find_checkpoint(out, ("last", "prev"), warn)
-    if meta.get("kind") != "charlm" or not isinstance(meta.get("train"), dict) or not isinstance(meta.get("state"), dict):
-        raise CheckpointError(f"{path}: not a resumable rnnkit training checkpoint (no training state)")
-    fixed = sorted(k for k in given if k not in RESUMABLE)
-    if fixed:
-        flags = ", ".join("--" + k.replace("_", "-") for k in fixed)
-        raise UsageError(f"{flags} cannot change when resuming (the checkpoint fixes them); "
-                         "start a new run with --out to change them")
-    tcfg = dataclasses.replace(TrainConfig.from_dict(meta["train"], where=f"{path} train config"), **given).validate()
-    return tcfg, ModelConfig.from_dict(meta["model"], where=f"{path} model config"), path, tensors, meta
+def _train(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig], out: Path, changes: Optional[dict],
+           quiet: bool, hooks: Hooks, d: distributed.Dist) -> TrainResult:
+    """A new run (changes is None) or the continuation of the one in `out`."""
+    report = warn if d.main else (lambda m: None)
+    run = RunDir(out, d)
+    ckpt = None
+    if changes is not None:
+        ckpt, tcfg, mcfg = resume_point(out, changes, report)
+    with run.claimed(tcfg, resuming=ckpt is not None):
+        s = open_session(tcfg.validate(), mcfg, run, ckpt, d, quiet)
+        if ckpt:
+            s.state = restore_state(ckpt, s.model, s.opt, d, s.batches.rows)
+            if d.main and ckpt.path.name != "last.safetensors":  # `last` was damaged: never rotate it into prev
+                aside = set_aside(out / "last.safetensors")
+                if aside:
+                    report(f"the damaged last checkpoint is kept as {aside.name}")
+        announce(s, s.state.step if s.state else None)
+        for note in schedule_notes(s, changes):
+            s.log.say(f"note: {note}")
+        return run_session(s, hooks)
 
 
-def train_lm(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig], out: str | Path, resume: bool = False,
-             given: Optional[dict] = None, quiet: bool = False, hooks: Optional[Hooks] = None) -> dict:
-    """Train (or with resume=True continue) a character LM in run directory `out`.
-    Returns a summary with the final step, validation loss and stop reason."""
-    out = Path(out)
-    d = distributed.setup((given or {}).get("device", tcfg.device if tcfg else "auto"))
+def schedule_notes(s: Session, changes: Optional[dict]) -> list[str]:
+    """What the schedule will do that a user may not expect (refused where it cannot work)."""
+    t, st, notes = s.tcfg, s.state, []
+    if t.patience and len(s.val_ids) < 2:
+        raise UsageError(f"{param('patience')} needs a validation split, but {param('val_fraction')} "
+                         f"{t.val_fraction} leaves {len(s.val_ids)} characters; raise it or drop patience")
+    if changes is None and t.max_steps is not None and t.warmup >= t.max_steps:
+        notes.append(f"warm-up ({t.warmup} steps) is as long as the run ({t.max_steps} steps): the learning "
+                     f"rate never reaches {t.lr:g}; lower {param('warmup')}")
+    extended = (changes is not None and st is not None and st.horizon is not None and t.schedule == "cosine"
+                and "decay_steps" not in changes and t.max_steps is not None and t.max_steps > st.horizon)
+    if extended:
+        notes.append(f"the cosine schedule ends at step {st.horizon}: steps {st.horizon + 1}-{t.max_steps} train at "
+                     f"its floor lr {t.lr * t.min_lr_ratio:.3g}. To decay over the longer run instead, add "
+                     f"{setting('decay_steps', t.max_steps)} (the cosine is stretched from where it is)")
+    return notes
+
+
+def _guarded(tcfg, mcfg, out, changes, quiet, hooks) -> TrainResult:
+    device = (changes or {}).get("device", tcfg.device if tcfg else "auto")
+    d = distributed.setup(device)
     try:
-        return _train_lm(tcfg, mcfg, out, resume, given or {}, quiet, hooks or Hooks(), d)
+        return _train(tcfg, mcfg, Path(out), changes, quiet, hooks or Hooks(), d)
     except torch.distributed.DistError as e:  # a collective failed: another rank died or hung
         raise distributed.lost_peer(d, e) from None
     finally:
         distributed.teardown(d, sys.exc_info()[2])
 
 
-def load_ids_in_turn(sources, encoding: str, cache: Path, vocab: Optional[Vocab], d: distributed.Dist):
-    """The id cache is built once: rank 0 first, then the first process of every other machine
-    (when the run directory is not shared), then everyone else reads it. No two writers at once."""
-    turns = (d.rank == 0, d.rank != 0 and d.local_rank == 0, d.local_rank != 0)
-    for mine in turns:
-        if mine:
-            ids, vocab_out = load_ids(sources, encoding, cache, vocab)
-        distributed.barrier(d)
-    return ids, vocab_out
-
-
-def _train_lm(tcfg, mcfg, out: Path, resume: bool, given: dict, quiet: bool, hooks: Hooks, d: distributed.Dist) -> dict:
-    warn = lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr) if d.main else None
-    ckpt = None
+def train_lm(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig] = None, out: str | Path = "runs/lm",
+             resume: bool = False, given: Optional[dict] = None, quiet: bool = False,
+             hooks: Optional[Hooks] = None) -> TrainResult:
+    """Train a new character LM in run directory `out` (refused if `out` holds anything else).
+    `resume=True, given={...}` is the 0.1 spelling of `resume_lm(out, **given)`."""
     if resume:
-        tcfg, mcfg, path, tensors, meta = resume_configs(out, given, warn)
-        ckpt = (tensors, meta, path)
-    else:
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"--out {out} is a file, not a run directory; choose another --out")
-        if (out / "last.safetensors").exists() or (out / "best.safetensors").exists():
-            raise UsageError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
-    tcfg.validate()
-    if tcfg.threads:
-        torch.set_num_threads(tcfg.threads)
-    torch.manual_seed(tcfg.seed + d.rank)
-    run = Run(out, d, quiet)
-    sources = resolve_sources(tcfg.files, tcfg.corpus)  # bad input refused before anything is written
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        clean_temporaries(out)
-    distributed.barrier(d)
-    vocab_in = Vocab.from_json(ckpt[1]["vocab"]) if ckpt else None
-    ids, vocab = load_ids_in_turn(sources, tcfg.encoding, out / "data", vocab_in, d)
-    train_ids, val_ids = split_ids(ids, tcfg.val_fraction)
-    mcfg = dataclasses.replace(mcfg, vocab_size=len(vocab)).validate()
-    if tcfg.batching == "streams":
-        batches = StreamBatches(train_ids, tcfg.batch, tcfg.seq_len, d.rank, d.world)
-    else:
-        batches = RandomWindows(train_ids, tcfg.batch, tcfg.seq_len, tcfg.seed, d.rank, d.world)
-    model = build_model(ckpt[0], ckpt[1], ckpt[2], d.device)[0] if ckpt else SequenceModel(mcfg).to(d.device)
-    # DDP copies rank 0's weights to every rank here and averages the gradients in backward()
-    net = DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None) \
-        if d.active else model
-    # fused: one pass over each parameter instead of ~10 elementwise kernels (CPU and CUDA)
-    opt = torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
-                            fused=d.device.type in ("cpu", "cuda"))
-    state = restore_checked(ckpt, model, opt, d, batches.rows) if ckpt else None
-    if ckpt and d.main and ckpt[2].name != "last.safetensors":  # `last` was damaged: never rotate it into prev
-        aside = set_aside(out / "last.safetensors")
-        if aside:
-            warn(f"the damaged last checkpoint is kept as {aside.name}")
-    split = (f"train {len(train_ids):,} chars (first {1 - tcfg.val_fraction:.0%}), "
-             f"validation {len(val_ids):,} chars (last {tcfg.val_fraction:.0%})")
-    src = ", ".join(tcfg.files) if tcfg.files else f"built-in corpus '{tcfg.corpus}'"
-    run.say(f"data: {src}; {split}; vocabulary {len(vocab)} ({tcfg.encoding})")
-    procs = f", {d.world} process{'es' if d.world > 1 else ''} ({d.backend})" if d.active else ""
-    run.say(f"model: {mcfg.cell} x{mcfg.layers}, hidden {mcfg.hidden}, embed {mcfg.embed or 'one-hot'}, "
-            f"{count_params(model):,} parameters on {d.device}{procs}, "
-            f"precision {resolve_precision(tcfg.precision, d.device)} (--precision {tcfg.precision})")
-    if ckpt:
-        run.say(f"resuming {out} at step {state.step}")
-    if d.main:
-        with writing(out / "config.json"):
-            (out / "config.json").write_text(json.dumps({"train": tcfg.to_dict(), "model": mcfg.to_dict(),
-                                                         "vocab_size": len(vocab)}, indent=2))
+        return resume_lm(out, quiet=quiet, hooks=hooks, **(given or {}))
+    if tcfg is None:
+        raise UsageError("train_lm needs a TrainConfig (to continue a run use resume_lm)")
+    return _guarded(tcfg, mcfg or ModelConfig(), out, None, quiet, hooks)
 
-    def evaluate(s: TrainState) -> float:
-        n = len(val_ids) if not tcfg.eval_chars else min(len(val_ids), tcfg.eval_chars)
-        val = ddp_evaluate(model, val_ids[:n], d, EVAL_STREAMS) if n > EVAL_STREAMS * 2 else float("nan")
-        rec = {"step": s.step, "chars": s.chars, "val_loss": val, "val_bpc": val / LN2, "time": round(s.elapsed, 3)}
-        if d.main and tcfg.sample_chars:
-            rec["sample"] = generate(model, vocab, SampleConfig(length=tcfg.sample_chars, temperature=0.8,
-                                                                seed=s.step, device=str(d.device)))[0]
-        run.record(rec)
-        run.say(f"step {s.step}: val loss {val:.4f} nats ({val / LN2:.3f} bpc) on {n:,} chars")
-        return val if math.isfinite(val) else math.inf
 
-    def save(s: TrainState, which: str) -> None:
-        tensors, info = trainer_tensors(model, opt, s, d)
-        if d.main:
-            meta = model_meta(model, vocab) | {"train": tcfg.to_dict(), "state": info,
-                                               "precision": trainer.precision}
-            prev = out / "prev.safetensors" if which == "last" else None
-            save_checkpoint(out / f"{which}.safetensors", tensors, meta, keep_previous=prev)
-        distributed.barrier(d)
-
-    def log(rec: dict) -> None:
-        run.record(rec)
-        run.progress(rec, tcfg, best=trainer.state.best_val)
-
-    hooks = dataclasses.replace(hooks, evaluate=hooks.evaluate or (evaluate if len(val_ids) > 1 else None),
-                                save=hooks.save or save, log=hooks.log or log)
-    trainer = Trainer(net, batches, tcfg, opt, d, hooks, state)
-    t0 = time.time()
-    try:
-        why = trainer.run()
-    except BaseException:  # stopped by a signal, a non-finite loss or an error: still draw the curves
-        if d.main:
-            with contextlib.suppress(Exception):
-                plot_curves(out / "metrics.jsonl", out / "curves.png")
-        raise
-    if d.main:
-        plot_curves(out / "metrics.jsonl", out / "curves.png")
-    s = trainer.state
-    run.say(f"stopped: {why}; step {s.step}, {s.chars:,} chars in {s.elapsed:.0f}s; "
-            f"best val loss {s.best_val:.4f} nats ({s.best_val / LN2:.3f} bpc)")
-    return {"step": s.step, "best_val": s.best_val, "stopped": why, "seconds": time.time() - t0}
+def resume_lm(run_dir: str | Path, quiet: bool = False, hooks: Optional[Hooks] = None, **changes) -> TrainResult:
+    """Continue the run in `run_dir` exactly where its `last` checkpoint stopped. `changes` may
+    set only limits and cadences (max_steps, max_time, patience, eval_every, ...)."""
+    return _guarded(None, None, run_dir, changes, quiet, hooks)

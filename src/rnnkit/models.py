@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from . import config as _config
 from . import regularize
 from .config import ModelConfig, UsageError
 
 State = Optional[Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+CELLS = dict(zip(_config.CELLS, (nn.RNN, nn.LSTM, nn.GRU)))  # name -> fused PyTorch module
 
 
 def make_rnn(cell: str, input_size: int, hidden: int, layers: int, dropout: float = 0.0) -> nn.RNNBase:

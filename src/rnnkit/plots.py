@@ -1,8 +1,7 @@
 """Pictures: the learning curves of a run (curves.png). Rendered off-screen with matplotlib."""
 from __future__ import annotations
 
-import json
-import math
+import io
 import warnings
 from pathlib import Path
 
@@ -11,39 +10,24 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-LN2 = math.log(2)
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The records of a metrics.jsonl file; a torn last line (a crash mid-write) is skipped."""
-    out = []
-    if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
+from .fileio import write_atomic  # noqa: E402
+from .runlog import curves, read_metrics  # noqa: E402
 
 def save(fig, png: Path) -> None:
     """Write the figure atomically. Characters the font lacks (a CJK file name in a title) are drawn
     as boxes without a warning on stderr."""
-    tmp = png.with_name(f".{png.name}.tmp.png")
+    buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.tight_layout()
-        fig.savefig(tmp)
+        fig.savefig(buf, format="png")
     plt.close(fig)
-    tmp.replace(png)
+    write_atomic(png, buf.getvalue(), "picture")
 
 
 def plot_curves(metrics: Path, png: Path) -> None:
     """Train and validation loss (bits per character) against characters seen."""
-    recs = read_metrics(metrics)
-    train = [(r["chars"], r["loss"] / LN2) for r in recs if "loss" in r]
-    val = [(r["chars"], r["val_loss"] / LN2) for r in recs if "val_loss" in r and math.isfinite(r["val_loss"])]
+    train, val = curves(read_metrics(metrics))
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     if train:
         ax.plot(*zip(*train), label="train", lw=1, alpha=0.8)

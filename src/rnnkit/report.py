@@ -20,7 +20,6 @@ import json
 import math
 import os
 import re
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
@@ -32,12 +31,12 @@ from .checkpoint import find_checkpoint, load_model
 from .config import ReportConfig, SampleConfig, UsageError
 from .corpus import read_text
 from .models import count_params
-from .plots import read_metrics
+from .fileio import LN2, warn as warn_stderr, write_atomic
+from .runlog import curves, read_metrics
 from .probe import Activations, activations, rank_units
 from .sample import generate
 from .vocab import Vocab
 
-LN2 = math.log(2)
 TEMPERATURES = (0.5, 0.8, 1.0)
 
 
@@ -166,13 +165,6 @@ def svg_curves(train: list[tuple[float, float]], val: list[tuple[float, float]],
     return "".join(out)
 
 
-def curves(records: list[dict]) -> tuple[list, list]:
-    train = [(r["chars"], r["loss"] / LN2) for r in records if "loss" in r and math.isfinite(r["loss"])]
-    val = [(r["chars"], r["val_loss"] / LN2) for r in records
-           if "val_loss" in r and r["val_loss"] is not None and math.isfinite(r["val_loss"])]
-    return train, val
-
-
 # ---- the page ----
 
 def rows(pairs: list[tuple[str, object]]) -> str:
@@ -240,7 +232,7 @@ def build_report(run_dir: str | os.PathLike, cfg: Optional[ReportConfig] = None,
 def _build_report(run_dir: Path, cfg: ReportConfig, warn: Callable[[str], None]) -> str:
     from .distributed import pick_device
     model, vocab, meta = load_model(run_dir, pick_device(cfg.device), warn=warn)
-    last = find_checkpoint(run_dir, ("last", "prev", "best"), warn)[2] if run_dir.is_dir() else meta
+    last = find_checkpoint(run_dir, ("last", "prev", "best"), warn).meta if run_dir.is_dir() else meta
     records = read_metrics(run_dir / "metrics.jsonl") if run_dir.is_dir() else []
     ids = corpus_ids(run_dir, vocab) if run_dir.is_dir() else None
     text, source = passage(run_dir, vocab, meta.get("train", {}), cfg, warn)
@@ -262,7 +254,7 @@ def _build_report(run_dir: Path, cfg: ReportConfig, warn: Callable[[str], None])
 
 
 def write_report(run_dir: str | os.PathLike, cfg: Optional[ReportConfig] = None,
-                 warn: Callable[[str], None] = lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr)) -> Path:
+                 warn: Callable[[str], None] = warn_stderr) -> Path:
     """Build the report and write it (atomically) to cfg.out or RUN_DIR/report.html."""
     cfg = (cfg or ReportConfig()).validate()
     out = Path(cfg.out) if cfg.out else Path(run_dir) / "report.html"
@@ -270,7 +262,5 @@ def write_report(run_dir: str | os.PathLike, cfg: Optional[ReportConfig] = None,
         raise UsageError(f"--out {out}: is a directory; give a file name such as {out}/report.html")
     page = build_report(run_dir, cfg, warn)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    write_atomic(out, page, "report")
     return out

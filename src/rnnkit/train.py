@@ -1,12 +1,15 @@
 """The training loop. Nothing here knows which model it trains.
 
-`fit` trains on a small in-memory batch for a number of epochs and prints a Keras-like log (the
-labs). `Trainer` runs the long loop: truncated BPTT with carried state, clipping, the lr schedule,
-evaluation, early stopping, checkpoints, signals and the non-finite-loss guard. The model is any
-module called as `model(x, state) -> (logits, state)`.
+`optimizer_step` is the one update every loop in rnnkit takes (zero_grad, backward, clip, step,
+refusing a non-finite loss first). `fit` trains on a small in-memory batch for a number of epochs
+and prints a Keras-like log (the labs). `Trainer` runs the long loop: truncated BPTT with carried
+state, the lr schedule, evaluation, early stopping, checkpoints, signals and the non-finite-loss
+guard, all configured by a `LoopConfig`. The model is any module called as
+`model(x, state) -> (logits, state)`; the batches are any object with `get(step, device)`.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import signal
 import time
@@ -19,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed, precision
-from .config import RnnkitError, TrainConfig
+from .config import RnnkitError
 from .models import detach_state
 from .windows import PAD
 
@@ -46,6 +49,24 @@ def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return (logits.argmax(-1)[mask] == targets[mask]).float().mean().item()
 
 
+class NonFiniteLoss(RnnkitError):
+    exit_code = 1
+
+
+def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                   clip: float = 0.0, check: bool = True) -> None:
+    """zero_grad, backward, gradient-norm clipping (0: off), step. With `check`, a non-finite loss
+    raises NonFiniteLoss before the weights or the optimizer change (the trainer checks across
+    all ranks itself and passes check=False)."""
+    if check and not math.isfinite(loss.item()):
+        raise NonFiniteLoss("non-finite loss; stopped without updating the weights. Lower the learning rate")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip:
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+
+
 def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float,
         lengths: Optional[torch.Tensor] = None, clip: float = 0.0, log: Callable[[str], None] = print,
         stateful_chunks: int = 0, log_every: int = 1) -> list[dict]:
@@ -65,11 +86,7 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: flo
                 else model(x[:, cols], state)
             state = detach_state(state)
             loss = cross_entropy(logits, y[:, cols])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip:
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
+            optimizer_step(model, opt, loss, clip)
             losses.append(loss.item())
             accs.append(accuracy(logits, y[:, cols]))
         history.append({"epoch": epoch, "loss": sum(losses) / len(losses), "accuracy": sum(accs) / len(accs)})
@@ -78,7 +95,31 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: flo
     return history
 
 
-def lr_at(cfg: TrainConfig, step: int, horizon: Optional[int]) -> float:
+@dataclass
+class LoopConfig:
+    """What the long loop needs to know: the schedule, the limits and the cadences. Built from any
+    config with fields of the same names (the LM's TrainConfig) by `LoopConfig.of(cfg)`."""
+
+    lr: float = 2e-3
+    schedule: str = "cosine"           # cosine | constant
+    decay_steps: Optional[int] = None  # cosine length; default: max_steps, or what max_time allows
+    warmup: int = 0
+    min_lr_ratio: float = 0.05
+    clip: float = 0.0
+    max_steps: Optional[int] = None
+    max_time: Optional[float] = None
+    eval_every: int = 200
+    save_every: int = 200
+    patience: int = 0
+    log_every: int = 20
+    precision: str = "fp32"            # fp32 | bf16 | auto (precision.py decides what runs)
+
+    @classmethod
+    def of(cls, cfg) -> "LoopConfig":
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if hasattr(cfg, f.name)})
+
+
+def lr_at(cfg: LoopConfig, step: int, horizon: Optional[int]) -> float:
     """Linear warm-up, then cosine decay to lr * min_lr_ratio at `horizon` (constant after)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -86,10 +127,6 @@ def lr_at(cfg: TrainConfig, step: int, horizon: Optional[int]) -> float:
         return cfg.lr
     progress = min(1.0, (step - cfg.warmup) / max(1, horizon - cfg.warmup))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-class NonFiniteLoss(RnnkitError):
-    exit_code = 1
 
 
 class Interrupted(RnnkitError):
@@ -168,7 +205,7 @@ class TrainClock:
 class Trainer:
     """Truncated-BPTT training of `model` on `batches` (StreamBatches or RandomWindows)."""
 
-    def __init__(self, model: nn.Module, batches, cfg: TrainConfig, optimizer: torch.optim.Optimizer,
+    def __init__(self, model: nn.Module, batches, cfg: LoopConfig, optimizer: torch.optim.Optimizer,
                  d: distributed.Dist, hooks: Hooks, state: Optional[TrainState] = None,
                  loss_fn: Callable = cross_entropy):
         self.model, self.batches, self.cfg, self.opt, self.d = model, batches, cfg, optimizer, d
@@ -204,11 +241,7 @@ class Trainer:
         if bad:
             raise NonFiniteLoss(f"non-finite loss at step {s.step + 1} (lr {lr:.3g}); stopped without "
                                 "updating the weights; the last checkpoint is intact. Lower --lr or --clip")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
-        self.opt.step()
+        optimizer_step(self.model, self.opt, loss, cfg.clip, check=False)
         s.carried = detach_state(new_state) if self.batches.carries_state else None
         s.step += 1
         s.chars += x.numel() * self.d.world
@@ -273,7 +306,7 @@ class Trainer:
             s.horizon = cfg.decay_steps
         elif s.horizon is None and cfg.max_steps is not None:
             s.horizon = cfg.max_steps
-        window_t, window_step = time.time(), s.step
+        window_t, window_chars = time.time(), s.chars
         clock, start, ref = TrainClock(s.elapsed), (s.step, s.elapsed), None
         saved_at = None  # the step `last` was written at, so the final save does not repeat it
         with SignalFlag() as flag:
@@ -282,8 +315,8 @@ class Trainer:
                 ref = self.track_speed(start, ref)
                 if s.step % cfg.log_every == 0 or s.step == 1:
                     now = time.time()
-                    rate = (s.step - window_step) * self.batches.seq_len * cfg.batch / max(1e-9, now - window_t)
-                    window_t, window_step = now, s.step
+                    rate = (s.chars - window_chars) / max(1e-9, now - window_t)
+                    window_t, window_chars = now, s.chars
                     if h.log:
                         h.log({"step": s.step, "chars": s.chars, "loss": loss, "lr": self.opt.param_groups[0]["lr"],
                                "chars_per_s": rate, "time": round(s.elapsed, 3)})

@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from .config import UsageError
+from .config import UsageError, setting
 
 
 class Vocab:
@@ -57,7 +57,7 @@ class Vocab:
         if missing and unknown == "error":
             shown = ", ".join(repr(c) for c in missing[:20])
             raise UsageError(f"{len(missing)} character(s) not in the vocabulary: {shown} "
-                             "(remove them or pass --unknown skip)")
+                             f"(remove them or pass {setting('unknown', 'skip')})")
         return [self.index[c] for c in text if c in self.index]
 
     def encode_array(self, text: str) -> np.ndarray:

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .config import UsageError
+from .config import UsageError, param
 
 PAD = -100  # target id ignored by cross-entropy (torch's default ignore_index)
 
@@ -37,7 +37,7 @@ def sliding_windows(ids: Sequence[int] | np.ndarray, seq_len: int, stride: int =
         raise UsageError(f"seq_len and stride must be >= 1 (got {seq_len}, {stride})")
     if len(ids) < seq_len + 1:
         raise UsageError(f"the sequence has {len(ids)} symbols, fewer than one window of "
-                         f"{seq_len} + 1; use a shorter --seq-len or more text")
+                         f"{seq_len} + 1; use a shorter {param('seq_len')} or more text")
     x, y = shift_pairs(ids)
     xs = np.lib.stride_tricks.sliding_window_view(x, seq_len)[::stride]
     ys = np.lib.stride_tricks.sliding_window_view(y, seq_len)[::stride]
@@ -76,10 +76,10 @@ class StreamBatches:
         n = len(ids)
         length = (n - 1) // batch
         if length < seq_len:
-            raise UsageError(f"the training text ({n} symbols) is too short for --batch {batch} streams "
-                             f"of --seq-len {seq_len}; lower them or use more text")
+            raise UsageError(f"the training text ({n} symbols) is too short for {param('batch')} {batch} "
+                             f"streams of {param('seq_len')} {seq_len}; lower them or use more text")
         if batch % world:
-            raise UsageError(f"--batch {batch} must be divisible by the number of processes ({world})")
+            raise UsageError(f"{param('batch')} {batch} must be divisible by the number of processes ({world})")
         rows = slice(rank * batch // world, (rank + 1) * batch // world)
         self.x = ids[: batch * length].reshape(batch, length)[rows]       # (B/W, L) views
         self.y = ids[1: batch * length + 1].reshape(batch, length)[rows]
@@ -106,9 +106,9 @@ class RandomWindows:
     def __init__(self, ids: np.ndarray, batch: int, seq_len: int, seed: int, rank: int = 0, world: int = 1):
         if len(ids) < seq_len + 1:
             raise UsageError(f"the training text ({len(ids)} symbols) is shorter than one window of "
-                             f"--seq-len {seq_len} + 1; lower it or use more text")
+                             f"{param('seq_len')} {seq_len} + 1; lower it or use more text")
         if batch % world:
-            raise UsageError(f"--batch {batch} must be divisible by the number of processes ({world})")
+            raise UsageError(f"{param('batch')} {batch} must be divisible by the number of processes ({world})")
         self.ids, self.batch, self.seq_len, self.seed = ids, batch, seq_len, seed
         self.rows = slice(rank * batch // world, (rank + 1) * batch // world)
         self.offsets = np.arange(seq_len + 1)
@@ -127,5 +127,11 @@ def eval_streams(ids: np.ndarray, streams: int) -> np.ndarray:
     """Validation ids cut into `streams` equal rows (the tail that does not fit is dropped)."""
     length = (len(ids) - 1) // streams
     if length < 1:
-        raise UsageError(f"the validation text ({len(ids)} symbols) is too short; raise --val-fraction")
+        raise UsageError(f"the validation text ({len(ids)} symbols) is too short; raise {param('val_fraction')}")
     return ids[: streams * length + 1], length
+
+
+def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The first (1 - val_fraction) for training, the last part for validation (views)."""
+    n_val = int(len(ids) * val_fraction)
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val:]

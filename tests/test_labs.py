@@ -42,11 +42,47 @@ def test_softmax_only_cannot_learn_it(seed):
     res, log = lab("softmax-only", seed)
     rec, _ = lab("charseq", seed)
     ceiling = best_without_context(" if you want you")
-    assert res.reached                                  # a demonstration: it exits 0 ...
-    assert res.accuracy <= ceiling + 1e-6 < 1.0        # ... and shows, honestly, it cannot reach 1
+    assert res.reached, log                            # its target: all a context-free model can learn ...
+    assert abs(res.accuracy - ceiling) < 1e-6 and ceiling < 1.0   # ... which is not the whole string
     assert res.accuracy < rec.accuracy
     assert res.predictions[0] != "if you want you"
-    assert "without recurrence" in log
+    assert "without recurrence" in log and "learned the best context-free prediction: yes" in log
+
+
+def test_softmax_only_misses_its_target_when_undertrained():
+    res, log = lab("softmax-only", 0, epochs=1)
+    assert not res.reached and res.accuracy < res.extra["ceiling"], log
+    assert "learned the best context-free prediction: no" in log
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_stock_tracks_the_series_leak_free(seed):
+    res, log = lab("stock", seed)
+    assert res.reached, log
+    assert res.extra["model"]["rmse"] < res.extra["held_rmse"]          # learned to track the price
+    assert res.extra["naive"]["rmse"] > 0 and "naive" in log            # the yardstick is reported
+    assert "scaling fitted on the" in log and "training rows only" in log
+
+
+def test_stock_misses_its_target_when_undertrained():
+    res, log = lab("stock", 0, epochs=1)
+    assert not res.reached and res.extra["model"]["rmse"] > res.extra["held_rmse"], log
+    assert "does NOT track the series" in log
+
+
+def test_run_lab_takes_a_lab_config_and_refuses_what_a_lab_ignores():
+    from rnnkit.config import LabConfig
+    lines = []
+    res = run_lab("hello", LabConfig(seed=1), log=lines.append)
+    assert res.reached and "Prediction str: ihello" in "\n".join(lines)
+    for name, cfg in [("softmax-only", LabConfig(cell="gru")), ("hello", LabConfig(stateful=True)),
+                      ("hello", LabConfig(data="x.csv"))]:
+        with pytest.raises(UsageError, match="does not apply to lab"):
+            run_lab(name, cfg, log=lines.append)
+    with pytest.raises(UsageError, match=r"seed must be <= 9223372036854775807"):
+        run_lab("hello", LabConfig(seed=2**64))
+    with pytest.raises(UsageError, match=r"seed must be >= 0 \(got -1\)"):
+        run_lab("stock", LabConfig(seed=-1))
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -79,7 +115,7 @@ def test_longseq_stateful():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(10))
 @pytest.mark.parametrize("name, kw", [("hello", {}), ("charseq", {}), ("dynamic", {}), ("longseq", {}),
-                                      ("longseq", {"stateful": True})])
+                                      ("longseq", {"stateful": True}), ("softmax-only", {}), ("stock", {})])
 def test_every_lab_every_seed(name, kw, seed):
     res, log = lab(name, seed, **kw)
     assert res.reached, log
@@ -90,7 +126,7 @@ def test_too_few_epochs_does_not_reach():
     assert not res.reached
 
 
-@pytest.mark.parametrize("opts, match", [(dict(epochs=0), "--epochs"), (dict(cell="cnn"), "--cell")])
+@pytest.mark.parametrize("opts, match", [(dict(epochs=0), "epochs"), (dict(cell="cnn"), "cell")])  # field names: Python callers
 def test_bad_options(opts, match):
     with pytest.raises(UsageError, match=match):
         lab("hello", **opts)

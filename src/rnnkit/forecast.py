@@ -1,364 +1,146 @@
-"""Forecasting a numeric series honestly: a recurrent model against the naive forecast.
+"""Forecasting a numeric series honestly: a recurrent model against the yardsticks forecasters use.
 
     rnnkit forecast                                   # the built-in GOOG daily series
+    rnnkit forecast --series co2 --level 80 --level 95  # a seasonal series (needs rnnkit[classic])
     rnnkit forecast prices.csv --target Close --out runs/prices --json
-    rnnkit forecast ../shared/data/stock_daily.csv --reverse    # newest-first file without dates
+    rnnkit forecast sales.csv --id-column store --horizon 4 --backtest 3
     rnnkit forecast --predict runs/prices new_rows.csv
 
-The rows are split in time, train first, test last:
-
-    rows   0 ............................ n_train-1 | n_train ............ N-1
-           [ scaler fitted here, train targets ]    | [ test targets ]
-    window ending at row t (rows t-W+1..t, all features) -> target at row t+H
-
-Every test row is the target of exactly one window; that window may start in the train part
-(the past is known at forecast time) but nothing from the test part reaches the scaler or the
-weights. The naive forecast for row t+H is the target at row t ("tomorrow = today").
-With --target-mode change the model predicts the scaled change y[t+H] - y[t] and the forecast is
-y[t] + change, so the model only has to learn a correction to the naive forecast.
+The pieces, along the data path: series.py / fill.py / demo_series.py read the rows; seasons.py
+infers the frequency, season and window; forecast_inputs.py scales on the training part and cuts
+windows; forecast_model.py is the network, its ensemble and the training loop; baselines.py and
+classic.py are the yardsticks; intervals.py calibrates the bands; forecast_fit.py fits and
+scores; backtest.py rolls the origin; forecast_report.py writes the verdict and the JSON;
+forecast_io.py saves, loads and predicts. This module runs the whole command.
 """
 from __future__ import annotations
 
-import json
-import math
-import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-import torch
-from torch import nn
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ForecastConfig, UsageError
-from .models import make_rnn
-from .train import torch_threads
-from .series import Series, load_series, read_table, table_series, date_column, resolve
+from .baselines import metrics, naive_forecast, skill  # noqa: F401 (API)
+from .config import ForecastConfig, UsageError, shown
+from .fileio import write_atomic
+from .forecast_fit import Part, choose, fit_parts, make_part, score_part
+from .intervals import coverage
+from .forecast_inputs import Scaler, check_length, min_rows, split_point, windows  # noqa: F401 (API)
+from .forecast_io import (MODEL_FILE, check_out, load_forecaster, predict_file, predictions_csv,  # noqa: F401
+                          save_forecaster)
+from .forecast_model import Ensemble, Forecaster  # noqa: F401 (API)
+from .forecast_report import ForecastResult, dumps, table  # noqa: F401 (API)
+from .series import Series, load_panel, load_series
 
-MODEL_FILE = "forecast.safetensors"
-
-
-class Scaler:
-    """Min-max scaling per column, fitted on the training rows only: (v - lo) / (hi - lo)."""
-
-    def __init__(self, columns: list[str], lo: np.ndarray, hi: np.ndarray):
-        self.columns, self.lo, self.hi = list(columns), np.asarray(lo, float), np.asarray(hi, float)
-
-    @classmethod
-    def fit(cls, values: np.ndarray, columns: list[str], where: str) -> "Scaler":
-        lo, hi = values.min(axis=0), values.max(axis=0)
-        for c, a, b in zip(columns, lo, hi):
-            if a == b:
-                raise UsageError(f"{where}: column {c!r} is constant ({a:g}) over the {len(values)} "
-                                 "training rows, so it cannot be scaled; leave it out of --features")
-        return cls(columns, lo, hi)
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        return (values - self.lo) / (self.hi - self.lo)
-
-    def span(self, column: str) -> float:
-        i = self.columns.index(column)
-        return float(self.hi[i] - self.lo[i])
-
-    def to_dict(self) -> dict:
-        return {"columns": self.columns, "lo": self.lo.tolist(), "hi": self.hi.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Scaler":
-        return cls(d["columns"], d["lo"], d["hi"])
+__all__ = ["ForecastConfig", "ForecastResult", "Forecaster", "Ensemble", "Scaler", "fit_forecast", "fit_panel",
+           "run_forecast", "write_run", "load_forecaster", "save_forecaster", "predict_file", "table", "metrics",
+           "naive_forecast", "windows", "min_rows", "split_point", "check_length", "MODEL_FILE"]
 
 
-class Forecaster(nn.Module):
-    """(B, W, F) windows -> fused recurrent stack -> last step's hidden (B, H) -> linear -> (B,)."""
-
-    def __init__(self, features: int, cell: str = "lstm", hidden: int = 32, layers: int = 1,
-                 dropout: float = 0.0):
-        super().__init__()
-        self.rnn = make_rnn(cell, features, hidden, layers, dropout)
-        self.head = nn.Linear(hidden, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)                  # (B, W, H)
-        return self.head(out[:, -1]).squeeze(-1)
-
-
-def min_rows(cfg: ForecastConfig) -> int:
-    """The fewest rows giving one training window and one test row."""
-    n = cfg.window + cfg.horizon + 1
-    while n - split_point(n, cfg.test_fraction) < 1 or split_point(n, cfg.test_fraction) < cfg.window + cfg.horizon:
-        n += 1
-    return n
-
-
-def split_point(n: int, test_fraction: float) -> int:
-    """Rows [0, n_train) train, [n_train, n) test."""
-    return int(round(n * (1 - test_fraction)))
-
-
-def check_length(n: int, cfg: ForecastConfig, where: str) -> int:
-    n_train = split_point(n, cfg.test_fraction)
-    if n_train < cfg.window + cfg.horizon or n - n_train < 1:
-        raise UsageError(f"{where}: {n} rows are too few for --window {cfg.window}, --horizon "
-                         f"{cfg.horizon} and --test-fraction {cfg.test_fraction}; need at least "
-                         f"{min_rows(cfg)} rows")
-    return n_train
-
-
-def windows(x: np.ndarray, ends: np.ndarray, window: int) -> np.ndarray:
-    """x (N, F), window end rows (M,) -> (M, W, F): rows end-W+1 .. end of each."""
-    offsets = np.arange(-window + 1, 1)
-    return x[ends[:, None] + offsets[None, :]]
-
-
-def naive_forecast(y: np.ndarray, targets: np.ndarray, horizon: int) -> np.ndarray:
-    """The last value known at forecast time: y[t - H] for each target row t."""
-    return y[targets - horizon]
-
-
-def metrics(truth: np.ndarray, pred: np.ndarray) -> dict:
-    """RMSE and MAE in the target's units, MAPE in percent (None if a true value is 0)."""
-    err = pred - truth
-    mape = float(np.mean(np.abs(err / truth)) * 100) if np.all(truth != 0) else None
-    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))), "mape": mape}
-
-
-@dataclass
-class Prepared:
-    """A series cut into scaled windows: inputs (M, W, F), scaled targets (M,), target rows (M,)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    rows: np.ndarray
-
-
-def prepare(series: Series, feats: list[str], target: str, scaler: Scaler, cfg: ForecastConfig,
-            rows: np.ndarray) -> Prepared:
-    """Windows whose targets are `rows` (each row >= W-1+H)."""
-    scaled = scaler.transform(series.values)                 # (N, C) in scaler.columns order
-    x = scaled[:, [scaler.columns.index(f) for f in feats]]
-    ys = scaled[:, scaler.columns.index(target)]
-    y = ys[rows] - ys[rows - cfg.horizon] if cfg.target_mode == "change" else ys[rows]
-    xw = windows(x, rows - cfg.horizon, cfg.window)
-    return Prepared(torch.tensor(xw, dtype=torch.float32), torch.tensor(y, dtype=torch.float32), rows)
-
-
-def to_units(scaled: np.ndarray, series: Series, target: str, scaler: Scaler, cfg: ForecastConfig,
-             rows: np.ndarray) -> np.ndarray:
-    """Model outputs -> forecasts in the target's units."""
-    span, lo = scaler.span(target), scaler.lo[scaler.columns.index(target)]
-    if cfg.target_mode == "change":
-        return series.column(target)[rows - cfg.horizon] + scaled * span
-    return lo + scaled * span
-
-
-def train(model: nn.Module, data: Prepared, cfg: ForecastConfig,
-          log: Callable[[str], None] = print) -> list[float]:
-    """Adam on the mean squared error of the scaled targets; shuffled mini-batches from `cfg.seed`.
-
-    With cfg.val_fraction > 0 the chronologically last windows of the training part are held out
-    and the weights of the epoch with the lowest validation error are kept (the test part is never
-    looked at). Returns the training loss per epoch."""
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    m = len(data.y)
-    n_val = min(m - 1, round(m * cfg.val_fraction)) if cfg.val_fraction else 0
-    m -= n_val                                      # windows [0, m) train, [m, m + n_val) validation
-    xv, yv = data.x[m:], data.y[m:]
-    batch = cfg.batch or m
-    history, best = [], (math.inf, 0, None)
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        perm = torch.randperm(m, generator=gen)
-        total = 0.0
-        for i in range(0, m, batch):
-            idx = perm[i: i + batch]
-            loss = nn.functional.mse_loss(model(data.x[idx]), data.y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        history.append(total / m)
-        note = ""
-        if n_val:
-            val = float(np.mean((predict_scaled(model, xv) - yv.double().numpy()) ** 2))
-            if val < best[0]:
-                best = (val, epoch, {k: v.clone() for k, v in model.state_dict().items()})
-            note = f" - val mse {val:.6f}"
-        if epoch in (1, cfg.epochs) or epoch % max(1, cfg.epochs // 5) == 0:
-            log(f"epoch {epoch}/{cfg.epochs} - train mse (scaled) {history[-1]:.6f}{note}")
-    if best[2] is not None:
-        model.load_state_dict(best[2])
-        log(f"kept epoch {best[1]}: lowest mse on the last {n_val} training windows ({best[0]:.6f})")
-    model.eval()
-    return history
-
-
-@torch.no_grad()
-def predict_scaled(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    model.eval()
-    return model(x).double().numpy()
-
-
-@dataclass
-class ForecastResult:
-    series: Series
-    features: list[str]
-    target: str
-    n_train: int
-    rows: np.ndarray            # test target rows
-    truth: np.ndarray
-    pred: np.ndarray
-    naive: np.ndarray
-    model: dict
-    baseline: dict
-    skill: float
-    seconds: float
-    run_dir: Optional[str] = None
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def beat_naive(self) -> bool:
-        return self.skill > 0
-
-    def to_json(self) -> dict:
-        return {"series": self.series.name, "target": self.target, "features": self.features,
-                "rows": len(self.series.values), "train_rows": self.n_train, "test_rows": len(self.rows),
-                "model": self.model, "naive": self.baseline, "skill": self.skill,
-                "beat_naive": self.beat_naive, "seconds": self.seconds, "run_dir": self.run_dir}
-
-
-def seed_all(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
+def _result(sc, s: Series, feats, target, n_train, t0, cfg, freq) -> ForecastResult:
+    return ForecastResult(s, feats, target, n_train, sc.rows, sc.truth, sc.pred, sc.naive, sc.model,
+                          sc.baseline, sc.skill, time.perf_counter() - t0, config=cfg,
+                          baselines=sc.baselines, best_baseline=sc.best_baseline, horizons=sc.horizons,
+                          intervals=sc.intervals, bands=sc.bands, frequency=freq.name if freq else None,
+                          gaps=len(freq.gaps) if freq else 0)
 
 
 def fit_forecast(cfg: ForecastConfig, series: Series, feats: list[str], target: str,
-                 log: Callable[[str], None] = print) -> tuple[Forecaster, Scaler, ForecastResult]:
-    """Split, scale on the train part, train, and score model and naive forecast on the test part."""
+                 log: Callable[[str], None] = print) -> tuple[Ensemble, Scaler, ForecastResult]:
+    """Split, scale on the train part, train, and score model and baselines on the test part."""
     cfg.validate()
     t0 = time.perf_counter()
+    for note in series.notes:
+        log(f"{shown(series.name)}: {note}")
+    cfg, freq = choose(cfg, [series], log)
     n = len(series.values)
-    n_train = check_length(n, cfg, series.name)
-    scaler = Scaler.fit(series.values[:n_train], series.columns, series.name)
-    first = cfg.window - 1 + cfg.horizon                     # first row that can be a target
-    train_data = prepare(series, feats, target, scaler, cfg, np.arange(first, n_train))
-    test_data = prepare(series, feats, target, scaler, cfg, np.arange(n_train, n))
-    seed_all(cfg.seed)
-    model = Forecaster(len(feats), cfg.cell, cfg.hidden, cfg.layers, cfg.dropout)
-    if cfg.target_mode == "change":             # start from the naive forecast: a change of zero
-        nn.init.zeros_(model.head.weight)
-        nn.init.zeros_(model.head.bias)
-    log(f"{series.name}: {n} rows; train {n_train} rows ({len(train_data.y)} windows), test {n - n_train} rows; "
-        f"window {cfg.window} x {len(feats)} features -> {target} {cfg.horizon} step(s) ahead")
-    with torch_threads(cfg.threads):
-        train(model, train_data, cfg, log)
-        scaled = predict_scaled(model, test_data.x)
-    rows = test_data.rows
-    y = series.column(target)
-    pred = to_units(scaled, series, target, scaler, cfg, rows)
-    naive = naive_forecast(y, rows, cfg.horizon)
-    m, b = metrics(y[rows], pred), metrics(y[rows], naive)
-    skill = 1 - m["rmse"] / b["rmse"] if b["rmse"] > 0 else (0.0 if m["rmse"] == 0 else -math.inf)
-    res = ForecastResult(series, feats, target, n_train, rows, y[rows], pred, naive, m, b, skill,
-                         time.perf_counter() - t0)
-    return model, scaler, res
+    n_train = check_length(n, cfg, shown(series.name))
+    log(f"{shown(series.name)}: {n} rows; train {n_train} rows, test {n - n_train} rows")
+    part = make_part(series, n_train, cfg, freq)
+    fitted = fit_parts(cfg, [part], feats, target, log, freq)
+    sc = score_part(fitted, part, np.arange(n_train, n))
+    res = _result(sc, series, feats, target, n_train, t0, cfg, freq)
+    res.extra.update(fitted=fitted, part=part)
+    return fitted.model, part.scaler, res
 
 
-def table(res: ForecastResult) -> str:
-    """The model against the naive forecast on the test part, and a plain verdict."""
-    def row(name: str, d: dict) -> str:
-        mape = f"{d['mape']:.2f}%" if d["mape"] is not None else "n/a"
-        return f"{name:<22}{d['rmse']:>12.4g}{d['mae']:>12.4g}{mape:>10}"
-    lines = [f"test part: {len(res.rows)} rows, errors in {res.target}'s units",
-             f"{'':<22}{'RMSE':>12}{'MAE':>12}{'MAPE':>10}",
-             row("model", res.model), row("naive (last value)", res.baseline),
-             f"skill = 1 - RMSE_model / RMSE_naive = {res.skill:+.4f}"]
-    if res.skill >= 0.01:
-        lines.append(f"The model beat the naive forecast (\"next value = last value\"): RMSE {res.skill:.1%} lower.")
-    elif res.beat_naive:
-        lines.append(f"The model beat the naive forecast by only {res.skill:.2%} in RMSE: practically a tie; "
-                     "it adds next to nothing over repeating the last value.")
-    else:
-        lines.append("The model did NOT beat the naive forecast (\"next value = last value\"): " +
-                     (f"its RMSE is {-res.skill:.1%} higher; repeating the last value is the better forecast."
-                      if res.skill < 0 else "the same RMSE as repeating the last value."))
-    return "\n".join(lines)
-
-
-def save_forecaster(path: Path, model: Forecaster, scaler: Scaler, cfg: ForecastConfig,
-                    feats: list[str], target: str) -> None:
-    meta = {"kind": "forecast", "config": cfg.to_dict(), "features": feats, "target": target,
-            "columns": scaler.columns, "scaler": scaler.to_dict()}
-    save_checkpoint(path, {f"model.{k}": v for k, v in model.state_dict().items()}, meta)
-
-
-def load_forecaster(target: str) -> tuple[Forecaster, Scaler, ForecastConfig, dict]:
-    """A saved forecaster from a run directory (its forecast.safetensors) or the file itself."""
-    p = Path(target)
-    path = p / MODEL_FILE if p.is_dir() else p
-    if not os.path.lexists(path):  # a symlink loop goes on to load_checkpoint, which names it
-        raise UsageError(f"{target}: no forecast model here ({MODEL_FILE}); train one with "
-                         f"`rnnkit forecast [CSV] --out {target}`")
-    tensors, meta = load_checkpoint(path)
-    if meta.get("kind") != "forecast":
-        raise CheckpointError(f"{path}: holds a {meta.get('kind')!r} model, not a forecaster")
-    try:
-        cfg = ForecastConfig.from_dict(meta["config"], where=f"{path} config")
-        model = Forecaster(len(meta["features"]), cfg.cell, cfg.hidden, cfg.layers, cfg.dropout)
-        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        scaler = Scaler.from_dict(meta["scaler"])
-        if not (len(scaler.lo) == len(scaler.hi) == len(scaler.columns)
-                and set(meta["features"]) | {meta["target"]} <= set(scaler.columns)):
-            raise ValueError("the scaler does not cover the features and the target")
-    except (UsageError, KeyError, RuntimeError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: inconsistent checkpoint ({str(e).splitlines()[0]})")
-    return model.eval(), scaler, cfg, meta
-
-
-def run_forecast(cfg: ForecastConfig, csv: Optional[str] = None, out: Optional[str] = None,
-                 log: Callable[[str], None] = print) -> ForecastResult:
-    """The whole command: read, fit, score; with `out`, save the model, forecast.png and metrics."""
-    series, feats, target = load_series(csv, cfg.target, cfg.features, cfg.columns, cfg.date_column,
-                                        cfg.reverse)
-    model, scaler, res = fit_forecast(cfg, series, feats, target, log)
-    if out:
-        from .plots import plot_forecast
-        run = Path(out)
-        run.mkdir(parents=True, exist_ok=True)
-        save_forecaster(run / MODEL_FILE, model, scaler, cfg, feats, target)
-        x = series.dates if series.dates is not None else np.arange(len(series.values))
-        plot_forecast(run / "forecast.png", x, series.column(target), res.n_train, res.rows, res.pred,
-                      res.naive, f"{Path(series.name).name}: {target}, {cfg.horizon} step(s) ahead, "
-                      f"skill {res.skill:+.3f}", target)
-        res.run_dir = str(run)
-        (run / "metrics.json").write_text(json.dumps(res.to_json(), indent=1) + "\n")
+def fit_panel(cfg: ForecastConfig, panel: list[Series], feats: list[str], target: str,
+              log: Callable[[str], None] = print) -> ForecastResult:
+    """One global model over several series; per-series results and the pooled test errors."""
+    t0 = time.perf_counter()
+    cfg, freq = choose(cfg, panel, log)
+    parts: list[Part] = []
+    for s in panel:
+        parts.append(make_part(s, check_length(len(s.values), cfg, shown(s.name)), cfg, freq))
+    log(f"{len(panel)} series; {sum(len(s.values) for s in panel)} rows in all")
+    fitted = fit_parts(cfg, parts, feats, target, log, freq)
+    results = [_result(score_part(fitted, p, np.arange(p.n_train, len(p.series.values))), p.series, feats,
+                       target, p.n_train, t0, cfg, freq) for p in parts]
+    truth = np.concatenate([r.truth for r in results])
+    pred = np.concatenate([r.pred for r in results])
+    naive = np.concatenate([r.naive for r in results])
+    m, b = metrics(truth, pred), metrics(truth, naive)
+    first = panel[0]
+    overall = Series(first.name.rsplit(" [", 1)[0], first.columns, np.concatenate([s.values for s in panel]))
+    res = ForecastResult(overall, feats, target, sum(p.n_train for p in parts), np.arange(len(truth)), truth,
+                         pred, naive, m, b, skill(m["rmse"], b["rmse"]), time.perf_counter() - t0, config=cfg,
+                         baselines={"naive": b}, best_baseline="naive", frequency=freq.name if freq else None,
+                         parts=results)
+    for key in results[0].bands:                  # pooled coverage of every series' bands
+        lo = np.concatenate([r.bands[key][0] for r in results])
+        hi = np.concatenate([r.bands[key][1] for r in results])
+        res.intervals[key] = {"nominal": float(key), **coverage(truth, lo, hi)}
+    res.extra.update(fitted=fitted, scalers=[p.scaler for p in parts])
     return res
 
 
-def predict_file(run_dir: str, csv: str, columns: Optional[str] = None, date_col: Optional[str] = None,
-                 reverse: bool = False) -> dict:
-    """Apply a saved forecaster to the rows of a CSV file, scaled with the saved training statistics.
-    Returns one forecast per full window: {"target", "horizon", "forecasts": [{"line", "date",
-    "last", "forecast"}], "next": the forecast after the last row}."""
-    model, scaler, cfg, meta = load_forecaster(run_dir)
-    feats, target = meta["features"], meta["target"]
-    tbl = read_table(csv, columns)
-    dcol = date_column(tbl.header, date_col, csv)
-    used = [resolve(c, tbl.header, "the saved model's columns", csv) for c in scaler.columns]
-    series = table_series(tbl, used, dcol, reverse)
-    series.columns = list(scaler.columns)                   # the saved spelling
-    n = len(series.values)
-    if n < cfg.window:
-        raise UsageError(f"{csv}: {n} rows are too few for this model's window of {cfg.window}")
-    rows = np.arange(cfg.window - 1, n) + cfg.horizon         # target rows, possibly past the end
-    x = torch.tensor(windows(scaler.transform(series.values)[:, [scaler.columns.index(f) for f in feats]],
-                            rows - cfg.horizon, cfg.window), dtype=torch.float32)
-    fc = to_units(predict_scaled(model, x), series, target, scaler, cfg, rows)
-    last = series.column(target)[rows - cfg.horizon]
-    out = []
-    for i, r in enumerate(rows - cfg.horizon):
-        out.append({"line": int(series.lines[r]), "date": str(series.dates[r]) if series.dates is not None else None,
-                    "last": float(last[i]), "forecast": float(fc[i])})
-    return {"target": target, "horizon": cfg.horizon, "forecasts": out, "next": out[-1]["forecast"]}
+def run_forecast(cfg: ForecastConfig, csv: Optional[str] = None, out: Optional[str] = None,
+                 log: Callable[[str], None] = print, force: bool = False) -> ForecastResult:
+    """The whole command: read, fit, score; with `out`, save the model, forecast.png,
+    predictions.csv and metrics.json (an existing forecaster there only with `force`)."""
+    cfg.validate()
+    run = check_out(out, force) if out else None
+    if cfg.id_column:
+        if csv is None:
+            raise UsageError("--id-column applies to a long-format CSV file; give the file")
+        if cfg.backtest:
+            raise UsageError("--backtest is not supported with --id-column yet; backtest one series at a time")
+        panel, feats, target = load_panel(csv, cfg.id_column, cfg.target, cfg.features, cfg.columns,
+                                          cfg.date_column, cfg.fill, cfg.date_format)
+        res = fit_panel(cfg, panel, feats, target, log)
+        scalers = res.extra["scalers"]
+    else:
+        series, feats, target = load_series(csv, cfg.target, cfg.features, cfg.columns, cfg.date_column,
+                                            cfg.reverse, cfg.fill, cfg.date_format, cfg.series)
+        _, scaler, res = fit_forecast(cfg, series, feats, target, log)
+        scalers = [scaler]
+        if cfg.backtest:
+            from .backtest import run_backtest
+            res.backtest = run_backtest(res.config, series, feats, target, len(res.rows),
+                                        res.extra["fitted"].freq, log)
+    if run is not None:
+        write_run(run, res, scalers)
+    return res
+
+
+def write_run(run: Path, res: ForecastResult, scalers: list[Scaler]) -> None:
+    from .plots import plot_forecast
+    run.mkdir(parents=True, exist_ok=True)
+    f = res.extra["fitted"]
+    extra = {"intervals": {f"{k:g}": v.tolist() for k, v in f.quantiles.items()}, "vol_ref": f.vol_ref,
+             "frequency": res.frequency}
+    if res.parts:
+        extra.update(panel=True, scalers={p.series.key: s.to_dict() for p, s in zip(res.parts, scalers)})
+    save_forecaster(run / MODEL_FILE, f.model, scalers, res.config, res.features, res.target, extra)
+    first = res.parts[0] if res.parts else res
+    s = first.series
+    x = s.dates if s.dates is not None else np.arange(len(s.values))
+    h = res.config.horizon
+    plot_forecast(run / "forecast.png", x, s.column(res.target), first.n_train, first.rows, first.pred,
+                  first.naive, f"{shown(Path(s.name).name)}: {res.target}, {h} step(s) ahead, "
+                  f"skill {'n/a' if first.skill is None else f'{first.skill:+.3f}'}", res.target,
+                  bands=first.bands, horizons=first.horizons)
+    res.run_dir = shown(str(run))
+    write_atomic(run / "predictions.csv", predictions_csv(res))
+    write_atomic(run / "metrics.json", dumps(res.to_json(), indent=1) + "\n")

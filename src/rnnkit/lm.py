@@ -30,7 +30,7 @@ from .config import ModelConfig, SampleConfig, TrainConfig, UsageError, param, s
 from .corpus import load_ids
 from .evaluate import distributed_loss
 from .fileio import bits, warn, write_atomic
-from .models import SequenceModel, count_params
+from .models import SequenceModel, check_memory, count_params
 from .plots import plot_curves
 from .precision import resolve as resolve_precision
 from .regularize import param_groups
@@ -121,6 +121,7 @@ def open_session(tcfg: TrainConfig, mcfg: ModelConfig, run: RunDir, ckpt: Option
     ids, vocab, record = run_text(tcfg, run, ckpt, d)
     train_ids, val_ids = split_ids(ids, tcfg.val_fraction)
     mcfg = dataclasses.replace(mcfg, vocab_size=len(vocab)).validate()
+    check_train_memory(mcfg, tcfg, d)
     s = Session(d, run, tcfg, mcfg, RunLog(run.path, d.main, quiet), vocab, train_ids, val_ids, record)
     s.batches = batches_of(s)                  # a text too short is refused before the model is built
     s.model = build_model(ckpt, d.device)[0] if ckpt else SequenceModel(mcfg).to(d.device)
@@ -209,7 +210,8 @@ class LMHooks:
 
 def draw_curves(s: Session) -> None:
     if s.d.main:
-        plot_curves(s.run.path / METRICS, s.run.path / "curves.png")
+        # quietly: a torn last line is what a crash leaves; `rnnkit report` counts bad records aloud
+        plot_curves(s.run.path / METRICS, s.run.path / "curves.png", warn=lambda m: None)
 
 
 def run_session(s: Session, hooks: Hooks) -> TrainResult:
@@ -238,6 +240,7 @@ def _train(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig], out: Path, 
     ckpt = None
     if changes is not None:
         ckpt, tcfg, mcfg = resume_point(out, changes, report)
+    check_train_memory(mcfg, tcfg.validate(), d)  # before anything is written (vocabulary size 1 until read)
     with run.claimed(tcfg, resuming=ckpt is not None):
         s = open_session(tcfg.validate(), mcfg, run, ckpt, d, quiet)
         if ckpt:
@@ -250,6 +253,14 @@ def _train(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig], out: Path, 
         for note in schedule_notes(s, changes):
             s.log.say(f"note: {note}")
         return run_session(s, hooks)
+
+
+def check_train_memory(mcfg: ModelConfig, tcfg: TrainConfig, d: distributed.Dist) -> None:
+    """models.check_memory for one training step: on CPU the ranks of a machine share its memory
+    (the whole --batch counts), on a GPU each rank holds its share of the batch."""
+    batch = -(-tcfg.batch // d.world) if d.device.type == "cuda" else tcfg.batch
+    check_memory(dataclasses.replace(mcfg, vocab_size=max(mcfg.vocab_size, 1)), batch, tcfg.seq_len,
+                 device=d.device)
 
 
 def schedule_notes(s: Session, changes: Optional[dict]) -> list[str]:
@@ -277,6 +288,10 @@ def _guarded(tcfg, mcfg, out, changes, quiet, hooks) -> TrainResult:
         return _train(tcfg, mcfg, Path(out), changes, quiet, hooks or Hooks(), d)
     except torch.distributed.DistError as e:  # a collective failed: another rank died or hung
         raise distributed.lost_peer(d, e) from None
+    except RuntimeError as e:  # DDP's all-reduce inside backward: gloo raises a plain RuntimeError
+        if distributed.is_lost_peer(d, e):
+            raise distributed.lost_peer(d, e) from None
+        raise
     finally:
         distributed.teardown(d, sys.exc_info()[2])
 

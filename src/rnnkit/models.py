@@ -7,6 +7,8 @@ own input symbol.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Optional, Union
 
 import torch
@@ -16,7 +18,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import config as _config
 from . import regularize
-from .config import ModelConfig, UsageError
+from .config import ModelConfig, RnnkitError, UsageError
 
 State = Optional[Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]
 CELLS = dict(zip(_config.CELLS, (nn.RNN, nn.LSTM, nn.GRU)))  # name -> fused PyTorch module
@@ -137,3 +139,83 @@ def summary(model: nn.Module, batch: int, seq_len: int) -> str:
     total = count_params(model)
     lines += ["=" * 66, f"Total params: {total:,}", f"Trainable params: {total:,}", "_" * 66]
     return "\n".join(lines)
+
+
+# ---- memory a model needs, before it is built (issue 14) ----
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}   # weight blocks per layer: PyTorch's fused kernels' layout
+FLOAT = 4                                 # bytes: parameters, gradients and Adam moments are fp32
+
+
+def param_count(cfg: ModelConfig) -> int:
+    """SequenceModel(cfg)'s parameter count, computed without building it."""
+    v, h, g = cfg.vocab_size, cfg.hidden, GATES[cfg.cell]
+    n = v * cfg.embed if cfg.embed else 0
+    for layer in range(cfg.layers):
+        width = (cfg.embed or v) if layer == 0 else h
+        n += g * h * (width + h) + 2 * g * h     # W_ih, W_hh, b_ih, b_hh
+    return n + h * v + v                          # the head
+
+
+def memory_estimate(cfg: ModelConfig, batch: int, seq_len: int, training: bool = True) -> dict:
+    """Bytes a forward (and, training, a backward and an Adam step) over a (batch, seq_len) window
+    needs, roughly: weights; gradients and two Adam moments (training); activations. Training
+    keeps every layer's input, gates and states for backward and their gradients (x2), plus the
+    logits, their softmax and its gradient; inference keeps one layer's worth at a time."""
+    g, h, v = GATES[cfg.cell], cfg.hidden, max(cfg.vocab_size, 1)
+    widths = [(cfg.embed or v)] + [h] * (cfg.layers - 1)
+    weights = param_count(cfg) * FLOAT
+    if training:
+        per_pos = 2 * sum(w + (g + 2) * h for w in widths) + 3 * v
+    else:
+        per_pos = max(widths) + (g + 2) * h + 2 * v
+    acts = batch * seq_len * per_pos * FLOAT
+    return {"weights": weights, "optimizer": 3 * weights if training else 0, "activations": acts,
+            "total": weights * (4 if training else 1) + acts}
+
+
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Bytes that can be allocated now: a GPU's free memory, else MemAvailable from /proc/meminfo
+    (what Linux can hand out without swapping), else the physical memory; None if unknown."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gb(n: float) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.0f} MB"
+
+
+def check_memory(cfg: ModelConfig, batch: int = 1, seq_len: int = 1, training: bool = True,
+                 device: torch.device | str = "cpu", where: str = "") -> dict:
+    """Refuse (RnnkitError, one line naming the option to lower and the estimate) a model whose
+    memory_estimate is above what `device` has available; else return the estimate."""
+    est = memory_estimate(cfg, batch, seq_len, training)
+    have = available_memory(device)
+    if have is None or est["total"] <= have:
+        return est
+    if est["activations"] > est["total"] - est["activations"]:
+        field = f"--batch {batch} x --seq-len {seq_len}"
+        part = f"{gb(est['activations'])} of activations for {batch} x {seq_len} positions"
+    else:
+        # the size whose reduction to its least saves the most parameters
+        least = {"hidden": 1, "embed": 1 if cfg.embed else 0, "layers": 1, "vocab_size": 1}
+        name = max(least, key=lambda k: param_count(cfg) - param_count(dataclasses.replace(cfg, **{k: least[k]})))
+        field = "vocabulary size" if name == "vocab_size" else f"--{name} {getattr(cfg, name)}"
+        what = "weights, gradients and Adam moments" if training else "weights"
+        part = f"{gb(est['total'] - est['activations'])} of {what} ({param_count(cfg):,} parameters)"
+    dev = torch.device(device)
+    raise RnnkitError(f"{where}{field}: the model needs about {gb(est['total'])} ({part}) but "
+                      f"{'this GPU' if dev.type == 'cuda' else 'this machine'} has {gb(have)} available; "
+                      "choose smaller sizes")

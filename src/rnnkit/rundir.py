@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 from contextlib import contextmanager
@@ -28,8 +29,9 @@ import numpy as np
 
 from . import distributed
 from .config import RnnkitError, UsageError
-from .corpus import Source, resolve_sources
-from .fileio import TMP_SUFFIX, clean_temporaries, no_follow, show
+from .corpus import Source, ids_digest, read_cache, resolve_sources
+from .config import shown
+from .fileio import TMP_SUFFIX, clean_temporaries, no_follow
 
 LOCK = ".rnnkit-lock"
 CHECKPOINTS = ("last.safetensors", "prev.safetensors", "best.safetensors")
@@ -59,17 +61,17 @@ class RunDir:
         """Whether a new run may start here; True when the directory must be created."""
         p = self.path
         if p.is_symlink() and not p.is_dir():
-            raise UsageError(f"--out {show(p)} is a symlink; choose a plain directory")
+            raise UsageError(f"--out {shown(p)} is a symlink; choose a plain directory")
         if not p.exists():
             return True
         if not p.is_dir():
-            raise UsageError(f"--out {show(p)} is a file, not a run directory; choose another --out")
+            raise UsageError(f"--out {shown(p)} is a file, not a run directory; choose another --out")
         if any((p / c).exists() for c in ("last.safetensors", "best.safetensors")):
-            raise UsageError(f"{show(p)} already holds a run; continue it with --resume {show(p)} or choose another --out")
+            raise UsageError(f"{shown(p)} already holds a run; continue it with --resume {shown(p)} or choose another --out")
         foreign = foreign_files(p)
         if foreign:
-            shown = ", ".join(show(n) for n in foreign[:3]) + (" ..." if len(foreign) > 3 else "")
-            raise UsageError(f"{show(p)} is not empty and is not an rnnkit run (it holds {shown}); "
+            names = ", ".join(shown(n) for n in foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+            raise UsageError(f"{shown(p)} is not empty and is not an rnnkit run (it holds {names}); "
                              "choose a new or empty --out")
         return False
 
@@ -78,7 +80,7 @@ class RunDir:
         for name in sorted(OWN):
             q = self.path / name
             if q.is_symlink():
-                raise UsageError(f"{show(q)} is a symlink; rnnkit never writes through links "
+                raise UsageError(f"{shown(q)} is a symlink; rnnkit never writes through links "
                                  "(replace it with a plain file, or copy the run without links)")
 
     def lock(self) -> None:
@@ -90,9 +92,9 @@ class RunDir:
                 os.close(self._lock_fd)
                 self._lock_fd = None
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise RnnkitError(f"another rnnkit process is writing to {show(self.path)}; wait for it "
+                raise RnnkitError(f"another rnnkit process is writing to {shown(self.path)}; wait for it "
                                   "to finish, or choose another --out") from None
-            raise RnnkitError(f"cannot lock {show(self.path / LOCK)} ({e.strerror or e})") from None
+            raise RnnkitError(f"cannot lock {shown(self.path / LOCK)} ({e.strerror or e})") from None
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
@@ -139,10 +141,6 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def ids_digest(ids: np.ndarray) -> str:
-    return hashlib.sha256(memoryview(np.ascontiguousarray(ids)).cast("B")).hexdigest()
-
-
 def data_record(ids_path: Path, ids: np.ndarray, sources: list[Source]) -> dict:
     return {"ids": ids_path.name, "symbols": int(len(ids)), "sha256": ids_digest(ids),
             "sources": [{"name": s.name, "path": str(s.path.resolve()), "size": s.path.stat().st_size,
@@ -161,32 +159,33 @@ def source_changes(record: dict) -> list[str]:
     return out
 
 
-def recorded_ids(run_dir: Path, record: dict) -> Optional[np.ndarray]:
-    """The run's encoded corpus if it is whole and the one recorded; None otherwise."""
-    path = run_dir / "data" / str(record.get("ids", ""))
-    try:
-        if path.is_symlink() or not path.is_file():
-            return None
-        ids = np.load(path, mmap_mode="r")
-    except (OSError, ValueError):
-        return None
-    if ids.ndim != 1 or len(ids) != record.get("symbols") or ids_digest(ids) != record.get("sha256"):
-        return None
-    return ids
+def recorded_ids(run_dir: Path, record: dict) -> tuple[Optional[np.ndarray], Optional[str]]:
+    """The run's encoded corpus if it passes the cache's own checks and is the copy the checkpoint
+    recorded; else (None, what is wrong)."""
+    npy = run_dir / "data" / str(record.get("ids", ""))
+    if npy.is_symlink() or npy.with_suffix(".json").is_symlink():
+        return None, "a symlink"
+    ids, _, why = read_cache(npy, npy.with_suffix(".json"))
+    if ids is None:
+        return None, why or "missing"
+    written = json.loads(npy.with_suffix(".json").read_text(encoding="utf-8")).get("ids") or {}
+    if len(ids) != record.get("symbols") or written.get("sha256") != record.get("sha256"):  # read_cache
+        return None, "not the copy the checkpoint recorded"       # checked the bytes against that digest
+    return ids, None
 
 
 def resumed_ids(run_dir: Path, record: dict, say: Callable[[str], None]) -> tuple[Optional[np.ndarray], list[Source]]:
     """(ids, sources) for a resume: the recorded copy (ids set), or the unchanged sources to
     rebuild it from (ids None). Refuses when neither is to be had."""
     changes = source_changes(record)
-    ids = recorded_ids(run_dir, record)
+    ids, why = recorded_ids(run_dir, record)
     if ids is not None:
         if changes:
             say(f"the training text differs from when the run started ({'; '.join(changes[:3])}); "
-                f"continuing from the run's own encoded copy in {show(run_dir / 'data')}")
+                f"continuing from the run's own encoded copy in {shown(run_dir / 'data')}")
         return ids, []
     if changes:
-        raise UsageError(f"{show(run_dir / 'data')}: the run's encoded corpus is missing or damaged, and the "
+        raise UsageError(f"{shown(run_dir / 'data')}: the run's encoded corpus is {why}, and the "
                          f"training text changed since the run started ({'; '.join(changes[:3])}); "
                          "the same run cannot continue: start a new one")
     return None, [Source(Path(s["path"]), s["name"]) for s in record["sources"]]

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from .config import shown
 from .fileio import append_line, bits
 
 METRICS = "metrics.jsonl"
@@ -23,19 +24,57 @@ def finite_or_none(rec: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in rec.items()}
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """The records of a metrics.jsonl file; a torn last line (a crash mid-write) is skipped."""
-    out = []
+# the fields training writes into metrics.jsonl and the types a reader may rely on
+NUMBER = (int, float)
+FIELDS = {"step": int, "chars": NUMBER, "loss": NUMBER, "val_loss": NUMBER, "val_bpc": NUMBER,
+          "lr": NUMBER, "chars_per_s": NUMBER, "time": NUMBER, "sample": str}
+NULLABLE = {"val_loss", "val_bpc"}   # null: an evaluation that had nothing to measure
+
+
+def good_record(rec) -> bool:
+    """A metrics record a reader can use: an object whose known fields have their types (bools are
+    not numbers), with `chars` beside any loss (the curves' x axis) and steps and chars >= 0."""
+    if not isinstance(rec, dict):
+        return False
+    for k, want in FIELDS.items():
+        if k not in rec or (rec[k] is None and k in NULLABLE):
+            continue
+        v = rec[k]
+        if isinstance(v, bool) or not isinstance(v, want) or (isinstance(v, int) and abs(v) >= 2**63):
+            return False
+    if ("loss" in rec or "val_loss" in rec) and "chars" not in rec:
+        return False
+    return all(rec.get(k, 0) >= 0 for k in ("step", "chars"))
+
+
+def read_metrics_checked(path: Path) -> tuple[list[dict], int]:
+    """The usable records of a metrics.jsonl file and the number of lines skipped: a torn last line
+    (a crash mid-write), junk, or a hand-edited record with fields of the wrong type."""
+    out, bad = [], 0
     if not path.exists():
-        return out
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        return out, bad
+    for line in path.read_bytes().decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
+        except (json.JSONDecodeError, RecursionError):
+            rec = None
+        if good_record(rec):
             out.append(rec)
-    return out
+        else:
+            bad += 1
+    return out, bad
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The usable records of a metrics.jsonl file (see read_metrics_checked)."""
+    return read_metrics_checked(path)[0]
+
+
+def skipped_note(path: Path, bad: int) -> str:
+    return (f"{shown(path)}: skipped {bad} record(s) that are not metrics rnnkit wrote "
+            "(junk, a torn line or fields of the wrong type)")
 
 
 def _number(v) -> bool:

@@ -1,9 +1,12 @@
-"""Numeric series: reading a CSV file strictly, and the built-in GOOG daily prices.
+"""Numeric series: reading a CSV file strictly (built-in series: demo_series.py).
 
 A CSV file has a header row, or a `# A,B,C` comment line naming its columns (the lecture's
-stock_daily.csv), or `--columns A,B,C`. Lines starting with `#` and blank lines are skipped. An
-optional date column (named date/time/timestamp/datetime, or `--date-column`) orders the rows:
-newest-first files are flipped. Without dates, `--reverse` says the file is newest-first.
+stock_daily.csv), or `--columns A,B,C`. Fields are split on `,`, `;` or tabs (whichever the first
+line uses most). Lines starting with `#` and blank lines are skipped. An optional date column
+(named date/time/timestamp/datetime, or `--date-column`; ISO dates, or `--date-format`) orders the
+rows: newest-first files are flipped. Without dates, `--reverse` says the file is newest-first.
+Missing values (empty, nan, NA, null) are refused with their count unless `--fill` says how to
+fill them (fill.py). A long-format file with `--id-column` holds several series (`load_panel`).
 
 Every problem is a UsageError naming the file, line and column, e.g.
     data.csv: line 12 column 3 (Low): not a number ('n/a')
@@ -12,17 +15,20 @@ from __future__ import annotations
 
 import csv
 import math
-import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from .config import UsageError
+from .fileio import check_regular_file
 
 DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
 BUILTIN = "GOOG daily (matplotlib sample data)"
+MISSING = ("", "nan", "na", "n/a", "null", "none")      # cells that mean "no value" (any case)
+DELIMITERS = (",", ";", "\t")
 
 
 @dataclass
@@ -35,6 +41,8 @@ class Series:
     values: np.ndarray
     dates: Optional[np.ndarray] = None
     lines: Optional[np.ndarray] = None
+    key: Optional[str] = None                # the series' id in a long-format file
+    notes: list = field(default_factory=list)  # what reading did (values filled, rows dropped)
 
     def column(self, name: str) -> np.ndarray:
         return self.values[:, self.columns.index(name)]
@@ -47,6 +55,7 @@ class Table:
     name: str
     header: list[str]
     rows: list[tuple[int, list[str]]]   # (line number, fields)
+    delimiter: str = ","
 
 
 def _is_number(text: str) -> bool:
@@ -57,12 +66,22 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _fields(line: str) -> list[str]:
-    return [f.strip() for f in next(csv.reader([line]))]
+def _fields(line: str, delimiter: str = ",") -> list[str]:
+    return [f.strip() for f in next(csv.reader([line], delimiter=delimiter))]
 
 
-def _names(text: str, where: str) -> list[str]:
-    names = [n.strip() for n in text.split(",")]
+def sniff_delimiter(lines: list[str]) -> str:
+    """The delimiter the first non-comment line uses most (`,` when it has none)."""
+    for line in lines:
+        s = line.strip()
+        if s and not s.startswith("#"):
+            counts = [s.count(d) for d in DELIMITERS]
+            return DELIMITERS[counts.index(max(counts))] if max(counts) else ","
+    return ","
+
+
+def _names(text: str, where: str, delimiter: str = ",") -> list[str]:
+    names = [n.strip() for n in text.split(delimiter)]
     if any(not n for n in names):
         raise UsageError(f"{where}: empty column name in {text!r}")
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -71,9 +90,9 @@ def _names(text: str, where: str) -> list[str]:
     return names
 
 
-def _comment_header(comment: str) -> Optional[list[str]]:
+def _comment_header(comment: str, delimiter: str = ",") -> Optional[list[str]]:
     """`# Open,High,Low,Volume,Close` -> the names; anything else (a URL, prose) -> None."""
-    fields = [f.strip() for f in comment.lstrip("#").split(",")]
+    fields = [f.strip() for f in comment.lstrip("#").split(delimiter)]
     if len(fields) >= 2 and all(f and not _is_number(f) and len(f.split()) <= 3 for f in fields):
         return fields
     return None
@@ -81,16 +100,7 @@ def _comment_header(comment: str) -> Optional[list[str]]:
 
 def read_text_lines(path: str) -> list[str]:
     p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file")
-    except OSError as e:  # a symlink loop, permissions
-        raise UsageError(f"{path}: cannot read ({e.strerror or e})")
-    if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{path}: is a directory, not a CSV file")
-    if not stat.S_ISREG(st.st_mode):  # reading a pipe would wait for a writer forever
-        raise UsageError(f"{path}: not a regular file (a pipe or device); save the rows to a file")
+    check_regular_file(p, "CSV file", "save the rows to a file")   # a pipe would block the read forever
     try:
         return p.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as e:
@@ -104,16 +114,18 @@ def read_table(path: str, columns: Optional[str] = None) -> Table:
     header, comment_header, rows = None, None, []
     if columns:
         header = _names(columns, "--columns")
-    for n, line in enumerate(read_text_lines(path), start=1):
+    text = read_text_lines(path)
+    delim = sniff_delimiter(text)
+    for n, line in enumerate(text, start=1):
         s = line.strip()
         if not s:
             continue
         if s.startswith("#"):
             if header is None and not rows:
-                comment_header = _comment_header(s) or comment_header
+                comment_header = _comment_header(s, delim) or comment_header
             continue
         try:
-            fields = _fields(s)
+            fields = _fields(s, delim)
         except csv.Error as e:
             raise UsageError(f"{path}: line {n}: cannot split into fields ({e})")
         if columns and not rows and not any(_is_number(f) for f in fields):
@@ -121,7 +133,7 @@ def read_table(path: str, columns: Optional[str] = None) -> Table:
                              "columns of a file without one)")
         if header is None:
             if not any(_is_number(f) for f in fields):
-                header = _names(s, f"{path}: line {n}")   # a header row
+                header = _names(s, f"{path}: line {n}", delim)   # a header row
                 continue
             if comment_header is None:
                 raise UsageError(f"{path}: line {n}: no header row; add one or name the columns "
@@ -133,7 +145,7 @@ def read_table(path: str, columns: Optional[str] = None) -> Table:
         rows.append((n, fields))
     if not rows:
         raise UsageError(f"{path}: no data rows (only {'a header and ' if header else ''}comments or blank lines)")
-    return Table(path, header, rows)
+    return Table(path, header, rows, delim)
 
 
 def resolve(name: str, columns: list[str], flag: str, where: str) -> str:
@@ -154,9 +166,10 @@ def date_column(header: list[str], given: Optional[str], where: str) -> Optional
 
 
 def _cell(path: str, line: int, col: int, name: str, text: str) -> float:
+    """A number; NaN for a missing value (counted and refused or filled by the caller)."""
     where = f"{path}: line {line} column {col} ({name})"
-    if not text:
-        raise UsageError(f"{where}: empty cell")
+    if text.lower() in MISSING:
+        return math.nan
     try:
         v = float(text)
     except ValueError:
@@ -166,12 +179,12 @@ def _cell(path: str, line: int, col: int, name: str, text: str) -> float:
     return v
 
 
-def _date(path: str, line: int, col: int, name: str, text: str) -> np.datetime64:
+def _date(path: str, line: int, col: int, name: str, text: str, fmt: Optional[str] = None) -> np.datetime64:
     try:
-        return np.datetime64(text)
+        return np.datetime64(datetime.strptime(text, fmt)) if fmt else np.datetime64(text)
     except ValueError:
-        raise UsageError(f"{path}: line {line} column {col} ({name}): cannot read date {text!r} "
-                         "(use ISO dates such as 2017-01-31)")
+        how = f"with --date-format {fmt!r}" if fmt else "(use ISO dates such as 2017-01-31, or give --date-format, e.g. %d/%m/%Y)"
+        raise UsageError(f"{path}: line {line} column {col} ({name}): cannot read date {text!r} {how}")
 
 
 def _order(dates: np.ndarray, lines: np.ndarray, path: str) -> bool:
@@ -187,17 +200,29 @@ def _order(dates: np.ndarray, lines: np.ndarray, path: str) -> bool:
                      "rows must be sorted by date (oldest or newest first)")
 
 
-def table_series(table: Table, use: list[str], date_col: Optional[str] = None,
-                 reverse: bool = False) -> Series:
-    """Read the `use` columns as numbers (and the date column), rows put oldest first."""
+def _refuse_missing(table: Table, rows: list, idx: list[int], values: np.ndarray) -> None:
+    """Missing values without --fill: name the first (line, column) and the count."""
+    where = np.argwhere(np.isnan(values))
+    r, c = where[0]
+    n, fields = rows[r]
+    j = idx[c]
+    text = fields[j]
+    what = "empty cell" if not text else f"{text!r} is not a finite number"
+    raise UsageError(f"{table.name}: line {n} column {j + 1} ({table.header[j]}): {what} "
+                     f"({len(where)} missing value(s) in the columns used, the first here); fill them "
+                     "with --fill ffill|interpolate|drop or remove those rows")
+
+
+def _rows_series(table: Table, rows: list, use: list[str], date_col: Optional[str], reverse: bool,
+                 fill: Optional[str], date_format: Optional[str], name: str) -> Series:
     idx = [table.header.index(c) for c in use]
     values = np.array([[_cell(table.name, n, i + 1, table.header[i], f[i]) for i in idx]
-                       for n, f in table.rows], dtype=np.float64).reshape(len(table.rows), len(use))
-    lines = np.array([n for n, _ in table.rows])
+                       for n, f in rows], dtype=np.float64).reshape(len(rows), len(use))
+    lines = np.array([n for n, _ in rows])
     dates = None
     if date_col is not None:
         j = table.header.index(date_col)
-        dates = np.array([_date(table.name, n, j + 1, date_col, f[j]) for n, f in table.rows])
+        dates = np.array([_date(table.name, n, j + 1, date_col, f[j], date_format) for n, f in rows])
         newest_first = _order(dates, lines, table.name)
         if reverse and not newest_first and len(dates) > 1:
             raise UsageError(f"{table.name}: the dates in {date_col!r} run oldest first; drop --reverse")
@@ -205,29 +230,40 @@ def table_series(table: Table, use: list[str], date_col: Optional[str] = None,
     if reverse:
         values, lines = values[::-1].copy(), lines[::-1].copy()
         dates = dates[::-1].copy() if dates is not None else None
-    return Series(table.name, list(use), values, dates, lines)
+    s = Series(name, list(use), values, dates, lines)
+    if np.isnan(values).any():
+        if fill is None:
+            order = np.arange(len(rows))[::-1] if reverse else np.arange(len(rows))
+            _refuse_missing(table, [rows[i] for i in order], idx, values)
+        from .fill import fill_missing
+        s = fill_missing(s, fill)
+    return s
 
 
-def builtin_series() -> Series:
-    """GOOG daily prices 2004-08-19 .. 2008-10-14 (1047 trading days) that matplotlib ships,
-    columns Open, High, Low, Volume, Close as in the lecture's file (adj_close equals close here)."""
-    from matplotlib import cbook
-    with np.load(cbook.get_sample_data("goog.npz", asfileobj=False)) as npz:
-        p = npz["price_data"]
-    cols = ["Open", "High", "Low", "Volume", "Close"]
-    values = np.stack([p[c.lower()].astype(np.float64) for c in cols], axis=1)
-    return Series(BUILTIN, cols, values, p["date"].copy(), np.zeros(len(p), dtype=np.int64))
+def table_series(table: Table, use: list[str], date_col: Optional[str] = None,
+                 reverse: bool = False, fill: Optional[str] = None,
+                 date_format: Optional[str] = None) -> Series:
+    """Read the `use` columns as numbers (and the date column), rows put oldest first."""
+    return _rows_series(table, table.rows, use, date_col, reverse, fill, date_format, table.name)
+
+
+def builtin_series(name: str = "goog") -> Series:
+    """A built-in series (see demo_series.py); GOOG daily prices by default."""
+    from .demo_series import builtin
+    return builtin(name)
 
 
 def pick_columns(columns: list[str], target: Optional[str], features: Optional[str],
-                 date_col: Optional[str], where: str) -> tuple[list[str], str]:
+                 date_col: Optional[str], where: str, id_col: Optional[str] = None) -> tuple[list[str], str]:
     """(feature columns, target column). Defaults: every non-date column as a feature; the target
     is the column named close (any case), else the last feature."""
-    numeric = [c for c in columns if c != date_col]
+    numeric = [c for c in columns if c not in (date_col, id_col)]
     if features:
         feats = [resolve(f, columns, "--features", where) for f in _names(features, "--features")]
         if date_col in feats:
             raise UsageError(f"{where}: {date_col!r} holds dates; it cannot be a feature")
+        if id_col is not None and id_col in feats:
+            raise UsageError(f"{where}: {id_col!r} names the series (--id-column); it cannot be a feature")
     else:
         feats = numeric
     if target:
@@ -237,17 +273,24 @@ def pick_columns(columns: list[str], target: Optional[str], features: Optional[s
         tgt = closes[0] if closes else feats[-1]
     if tgt == date_col:
         raise UsageError(f"{where}: {date_col!r} holds dates; it cannot be the --target")
+    if id_col is not None and tgt == id_col:
+        raise UsageError(f"{where}: {id_col!r} names the series (--id-column); it cannot be the --target")
     if not feats:
         raise UsageError(f"{where}: no numeric columns to use as features")
     return feats, tgt
 
 
+def _keep(s: Series, used: list[str]) -> Series:
+    return Series(s.name, used, np.stack([s.column(c) for c in used], axis=1), s.dates, s.lines, s.key, s.notes)
+
+
 def load_series(path: Optional[str], target: Optional[str] = None, features: Optional[str] = None,
                 columns: Optional[str] = None, date_col: Optional[str] = None,
-                reverse: bool = False) -> tuple[Series, list[str], str]:
+                reverse: bool = False, fill: Optional[str] = None, date_format: Optional[str] = None,
+                builtin: str = "goog") -> tuple[Series, list[str], str]:
     """The series (only the columns used), its feature columns and its target column."""
     if path is None:
-        s = builtin_series()
+        s = builtin_series(builtin)
         feats, tgt = pick_columns(s.columns, target, features, None, s.name)
         if reverse:
             raise UsageError("--reverse applies to a CSV file; the built-in series is oldest first")
@@ -255,7 +298,29 @@ def load_series(path: Optional[str], target: Optional[str] = None, features: Opt
         table = read_table(path, columns)
         dcol = date_column(table.header, date_col, path)
         feats, tgt = pick_columns(table.header, target, features, dcol, path)
-        s = table_series(table, feats + ([tgt] if tgt not in feats else []), dcol, reverse)
+        s = table_series(table, feats + ([tgt] if tgt not in feats else []), dcol, reverse, fill, date_format)
     used = feats + ([tgt] if tgt not in feats else [])
-    s = Series(s.name, used, np.stack([s.column(c) for c in used], axis=1), s.dates, s.lines)
-    return s, feats, tgt
+    return _keep(s, used), feats, tgt
+
+
+def load_panel(path: str, id_col: str, target: Optional[str] = None, features: Optional[str] = None,
+               columns: Optional[str] = None, date_col: Optional[str] = None, fill: Optional[str] = None,
+               date_format: Optional[str] = None) -> tuple[list[Series], list[str], str]:
+    """A long-format file: one row per (series id, date); each id's rows become one Series,
+    in the order the ids first appear."""
+    table = read_table(path, columns)
+    icol = resolve(id_col, table.header, "--id-column", path)
+    dcol = date_column(table.header, date_col, path)
+    feats, tgt = pick_columns(table.header, target, features, dcol, path, icol)
+    used = feats + ([tgt] if tgt not in feats else [])
+    j = table.header.index(icol)
+    groups: dict[str, list] = {}
+    for row in table.rows:
+        groups.setdefault(row[1][j], []).append(row)
+    if len(groups) < 2:
+        raise UsageError(f"{path}: --id-column {icol!r} holds one series only; drop --id-column")
+    out = [_keep(_rows_series(table, rows, used, dcol, False, fill, date_format, f"{path} [{key}]"), used)
+           for key, rows in groups.items()]
+    for s, key in zip(out, groups):
+        s.key = key
+    return out, feats, tgt

@@ -92,4 +92,25 @@ class Vocab:
     def from_json(cls, d: dict) -> "Vocab":
         if not isinstance(d, dict) or not isinstance(d.get("symbols"), str):
             raise UsageError("vocabulary JSON must be an object with a 'symbols' string")
+        check_symbols(d["symbols"], d.get("kind", "chars"))
         return cls(list(d["symbols"]), d.get("kind", "chars"))
+
+
+MAX_SYMBOLS = 0x110000   # every Unicode code point
+
+
+def check_symbols(symbols: str, kind) -> None:
+    """A stored vocabulary (a checkpoint header, an id cache) as rnnkit writes it: a known kind,
+    distinct symbols sorted by code point (encode_array relies on the order), and for bytes at most
+    256 symbols, each a byte value. UsageError names what is wrong."""
+    if kind not in ("chars", "bytes"):
+        raise UsageError(f"vocabulary kind must be chars or bytes (got {kind!r})")
+    if not symbols or len(symbols) > (256 if kind == "bytes" else MAX_SYMBOLS):
+        raise UsageError(f"a {kind} vocabulary holds 1 to {256 if kind == 'bytes' else MAX_SYMBOLS} symbols "
+                         f"(got {len(symbols)})")
+    if kind == "bytes" and max(map(ord, symbols)) > 0xFF:
+        bad = next(c for c in symbols if ord(c) > 0xFF)
+        raise UsageError(f"a bytes vocabulary holds byte values 0..255 (got {bad!r}, U+{ord(bad):04X})")
+    codes = np.frombuffer(symbols.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if len(codes) > 1 and not (np.diff(codes.astype(np.int64)) > 0).all():
+        raise UsageError("vocabulary symbols must be distinct and sorted by code point")

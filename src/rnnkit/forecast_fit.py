@@ -1,0 +1,192 @@
+"""Fitting a forecaster on the training parts of one or more series, and scoring it on test rows.
+
+    parts = [make_part(series, n_train, cfg, freq)]       # scaler fitted on rows < n_train
+    fitted = fit_parts(cfg, parts, feats, target)          # ensemble + interval calibration
+    scored = score_part(fitted, parts[0], rows)            # forecasts, baselines, intervals, per step
+
+Several parts (a long-format file) train one global model: each series keeps its own scaler, and
+the scale-free inputs make their windows comparable.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .baselines import best_of, metrics, simple_baselines, skill
+from .classic import classic_forecasts
+from .config import ForecastConfig, UsageError
+from .forecast_inputs import Scaler, prepare, split_point, steps, to_units, train_origins
+from .forecast_model import Ensemble, fit_ensemble, predict_scaled
+from .intervals import bands, calibrate, coverage, floor_vol, level_key
+from .seasons import Frequency, calendar_features, default_window, infer_frequency
+from .series import Series
+from .train import torch_threads
+
+
+@dataclass
+class Part:
+    """One series cut in time: rows [0, n_train) fit, the rest is scored."""
+
+    series: Series
+    n_train: int
+    scaler: Scaler
+    calendar: Optional[np.ndarray] = None      # (N + H, C): row r holds the calendar of row r + 1
+
+
+@dataclass
+class Fitted:
+    model: Ensemble
+    cfg: ForecastConfig               # resolved: window and season set
+    feats: list[str]
+    target: str
+    quantiles: dict                   # level -> (S,) conformal score quantiles
+    interval_note: Optional[str]
+    vol_ref: float                    # the training windows' median volatility (the band floor)
+    freq: Optional[Frequency] = None
+
+
+def choose(cfg: ForecastConfig, series: list[Series], log: Callable[[str], None]) -> tuple[ForecastConfig, Optional[Frequency]]:
+    """Season and window from the dates (or --season / --window); the log says why."""
+    freq = infer_frequency(series[0].dates)
+    if freq is not None:
+        log(f"{series[0].name}: {freq.describe(series[0].dates)}")
+    season = cfg.season or (freq.season if freq else 1)
+    why_s = "given" if cfg.season else ("from the dates" if freq else "no dates; give --season N")
+    window, why_w = cfg.window, "given"
+    if window is None:
+        window = default_window(season, freq.name if freq else None)
+        why_w = "one season" if window == season else ("two decades of yearly data" if freq and freq.name == "yearly"
+                                                       else "the minimum")
+        shortest = min(split_point(len(s.values), cfg.test_fraction) for s in series)
+        if window > max(7, shortest // 3):              # keep enough training windows
+            window, why_w = max(7, shortest // 3), f"a third of the {shortest} training rows"
+    if cfg.calendar and (freq is None or not calendar_features(freq, np.arange(2)).shape[1]):
+        raise UsageError("--calendar needs dates with a calendar season (hourly to quarterly); "
+                         f"{'the rows have no dates' if freq is None else f'these are {freq.name}'}")
+    log(f"season {season} ({why_s}); window {window} ({why_w}); inputs {cfg.inputs}; "
+        f"ensemble of {cfg.ensemble}")
+    return dataclasses.replace(cfg, season=season, window=window).validate(), freq
+
+
+def make_part(s: Series, n_train: int, cfg: ForecastConfig, freq: Optional[Frequency],
+              scaler: Optional[Scaler] = None) -> Part:
+    scaler = scaler or Scaler.fit(s.values[:n_train], s.columns, s.name)
+    cal = None
+    if cfg.calendar and freq is not None:
+        own = infer_frequency(s.dates) or freq
+        periods = np.concatenate([own.periods, own.periods[-1] + np.arange(1, cfg.horizon + 2)])
+        cal = calendar_features(own, periods[1:])                  # (N + H + 1 - 1, C)
+    return Part(s, n_train, scaler, cal)
+
+
+def fit_parts(cfg: ForecastConfig, parts: list[Part], feats: list[str], target: str,
+              log: Callable[[str], None] = print, freq: Optional[Frequency] = None) -> Fitted:
+    """Train on every part's training windows; the chronological tail of each part's windows
+    (--val-fraction) picks the epoch and calibrates the intervals."""
+    H = cfg.horizon
+    tr, va = [], []
+    for p in parts:
+        o = train_origins(p.n_train, cfg, H)
+        d = prepare(p.series.values, p.series.columns, feats, target, p.scaler, cfg, o, H, p.calendar)
+        m = len(o)
+        n_val = min(m - 1, round(m * cfg.val_fraction)) if cfg.val_fraction else 0
+        tr.append((d.x[:m - n_val], d.y[:m - n_val], d.vol[:m - n_val]))
+        va.append((p, d.x[m - n_val:], d.y[m - n_val:], d.origins[m - n_val:], d.vol[m - n_val:]))
+    x = torch.cat([t[0] for t in tr])
+    y = np.concatenate([t[1] for t in tr])
+    xv = torch.cat([v[1] for v in va])
+    yv = np.concatenate([v[2] for v in va])
+    n_cal = len(yv)
+    log(f"train {sum(p.n_train for p in parts)} rows ({len(y)} windows, {n_cal} more to pick the epoch and "
+        f"calibrate); window {cfg.window} x {len(feats)} features -> {target} 1..{H} step(s) ahead"
+        if H > 1 else f"train {sum(p.n_train for p in parts)} rows ({len(y)} windows, {n_cal} more to pick "
+        f"the epoch and calibrate); window {cfg.window} x {len(feats)} features -> {target} 1 step ahead")
+    cal = parts[0].calendar.shape[1] if parts[0].calendar is not None else 0
+    with torch_threads(cfg.threads):
+        model = fit_ensemble(cfg, x, y, xv, yv, len(feats), cal, log)
+        errors, vols = [], []
+        for p, xvp, _, ov, vv in va:
+            if len(ov):
+                yu = p.series.column(target)
+                pred = to_units(predict_scaled(model, xvp), yu, *_lo_span(p, target), cfg, ov)
+                errors.append(pred - yu[ov[:, None] + steps(cfg, H)[None, :]])
+                vols.append(vv)
+    vol_ref = float(np.median(np.concatenate([t[2] for t in tr]))) if len(y) else 1.0
+    if errors:
+        q, note = calibrate(np.concatenate(errors), floor_vol(np.concatenate(vols), vol_ref), cfg.level)
+    else:
+        q, note = {}, "no calibration windows (--val-fraction 0)"
+    return Fitted(model, cfg, feats, target, q, note, vol_ref, freq)
+
+
+def _lo_span(p: Part, target: str) -> tuple[float, float]:
+    i = p.scaler.columns.index(target)
+    return float(p.scaler.lo[i]), float(p.scaler.hi[i] - p.scaler.lo[i])
+
+
+@dataclass
+class Scored:
+    """A part's test rows scored at step H (the headline), and every step's errors."""
+
+    rows: np.ndarray
+    truth: np.ndarray
+    pred: np.ndarray
+    naive: np.ndarray
+    model: dict
+    baseline: dict
+    skill: Optional[float]
+    baselines: dict
+    best_baseline: Optional[str]
+    horizons: list
+    intervals: dict
+    bands: dict = field(default_factory=dict)      # level key -> (lower, upper) at step H
+
+
+def score_part(f: Fitted, p: Part, rows: np.ndarray, classic_n_train: Optional[int] = None) -> Scored:
+    """Forecast every test row from the true past at each step 1..H; baselines beside."""
+    cfg, H = f.cfg, f.cfg.horizon
+    S = steps(cfg, f.model.outputs)
+    origins = np.arange(rows.min() - S.max(), rows.max())        # every origin some step needs
+    d = prepare(p.series.values, p.series.columns, f.feats, f.target, p.scaler, cfg, origins,
+                f.model.outputs, p.calendar)
+    with torch_threads(cfg.threads):
+        units = to_units(predict_scaled(f.model, d.x), p.series.column(f.target), *_lo_span(p, f.target), cfg, origins)
+    y = p.series.column(f.target)
+    classic = {} if cfg.classic == "off" else \
+        classic_forecasts(y, classic_n_train or p.n_train, cfg.season or 1, origins, H)
+    truth = y[rows]
+    horizons, head = [], None
+    for j, h in enumerate(S):
+        idx = rows - h - origins[0]
+        pred = units[idx, j]
+        base = simple_baselines(y, rows, int(h), cfg.season or 1)
+        for name, fc in classic.items():
+            base[name] = fc[idx, h - 1] if isinstance(fc, np.ndarray) else fc
+        table = {name: metrics(truth, fc) if isinstance(fc, np.ndarray) else {"rmse": None, "reason": fc}
+                 for name, fc in base.items()}
+        if cfg.classic == "off":
+            table["ets"] = table["arima"] = {"rmse": None, "reason": "--classic off"}
+        m = metrics(truth, pred)
+        horizons.append({"step": int(h), "model": m, "naive": table["naive"],
+                         "skill": skill(m["rmse"], table["naive"]["rmse"]),
+                         "baselines": {k: v["rmse"] for k, v in table.items()}})
+        head = (pred, base["naive"], m, table)
+    pred, naive, m, table = head
+    best = best_of(table)
+    o = rows - H
+    vol = floor_vol(d.vol[o - origins[0]], f.vol_ref)
+    ivs, bnd = {}, {}
+    for level in cfg.level:
+        key = level_key(level)
+        if level in f.quantiles:
+            lo, hi = bands(pred, vol, f.quantiles[level][-1])
+            bnd[key] = (lo, hi)
+            ivs[key] = {"nominal": level, **coverage(truth, lo, hi)}
+        else:
+            ivs[key] = {"nominal": level, "coverage": None, "mean_width": None, "reason": f.interval_note}
+    return Scored(rows, truth, pred, naive, m, table["naive"], skill(m["rmse"], table["naive"]["rmse"]),
+                  table, best, horizons, ivs, bnd)

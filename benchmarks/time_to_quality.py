@@ -145,7 +145,6 @@ def main() -> None:
     rnnkit("train", a.data, "--out", str(run), "--threads", str(a.threads), *limit, *shlex.split(a.args))
     wall = time.time() - t
     recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    steps = [r for r in recs if "chars_per_s" in r]
     val = out / "val.txt"
     val.write_text(text[n_train:], encoding="utf-8")
     static = score(run, val, [])
@@ -155,8 +154,9 @@ def main() -> None:
         r = Reference(ids[:n_train], vocab)
         r.steps(REF_STEPS)
         ref = r.loss(ids[n_train:])
-    print(f"rnnkit (defaults {a.args or ''}): {steps[-1]['step']:,} steps, {steps[-1]['chars']:,} chars, "
-          f"{steps[-1]['time']:.0f} s of training ({wall:.0f} s wall with evaluation and checkpoints)")
+    last = max(recs, key=lambda r: (r.get("step", 0), "val_loss" in r))   # the final step's record
+    print(f"rnnkit (defaults {a.args or ''}): {last['step']:,} steps, {last['chars']:,} chars, "
+          f"{last['time']:.0f} s of training ({wall:.0f} s wall with evaluation and checkpoints)")
     print(f"validation ({static['chars']:,} chars, one stream, last checkpoint):")
     print(f"  rnnkit static   {static['loss']:.4f} nats/char ({static['bpc']:.3f} bpc)  target <= {TARGETS['static']}")
     print(f"  rnnkit dynamic  {dynamic['loss']:.4f} nats/char ({dynamic['bpc']:.3f} bpc)  target <= "
@@ -165,7 +165,7 @@ def main() -> None:
     print(f"  plain LSTM reference at {REF_STEPS:,} steps  {ref:.4f}" + ("" if a.train_reference else " (README)"))
     print("  nanoGPT small transformer, same budget, reference machine: "
           + ", ".join(f"{v} ({k})" for k, v in NANOGPT.items()))
-    print(json.dumps({"budget_s": budget, "steps": steps[-1]["step"], "static": static["loss"],
+    print(json.dumps({"budget_s": budget, "steps": last["step"], "static": static["loss"],
                       "dynamic": dynamic["loss"], "reference": ref,
                       "met": static["loss"] <= TARGETS["static"] and dynamic["loss"] <= TARGETS["dynamic"]}))
 

@@ -71,17 +71,21 @@ def test_sample_throughput_medians_over_fresh_processes():
     out = bench("sample_throughput.py", "--hidden", "16", "--blocks", "1", "--length", "10", "--runs", "2",
                 "--threads", "1")
     assert "medians over 2 process(es)" in out
-    table = rows(out, ["model", "sampler", "chars/s", "vs plain batch 1"])
-    assert [r[1] for r in table] == ["plain, batch 1", "rnnkit, batch 1", "plain, batch 32", "rnnkit, batch 32"], out
+    assert out.splitlines()[1].startswith("CPU: "), out          # the machine is named
+    table = rows(out, ["model", "sampler", "best threads", "chars/s", "vs plain batch 1"])
+    assert [r[1] for r in table][:2] == ["plain, batch 1", "rnnkit fp32, batch 1"], out
+    assert "plain, batch 32" in [r[1] for r in table] and "rnnkit fp32, batch 32" in [r[1] for r in table], out
     for r in table:
-        positive(r[2], NUMBER)
-        positive(r[3], RATIO)
-    assert table[0][3] == "1.00x"
+        positive(r[2], r"\d+")
+        positive(r[3], NUMBER)
+        positive(r[4], RATIO)
+    assert table[0][4] == "1.00x"
     per_process = re.search(r"H16: batch 1 (\S+?)x the plain loop \(per process: (\S+?), (\S+?);", out)
     assert per_process, out
     for x in per_process.groups():
         positive(x, r"\d+\.\d+")
     summary_ratios(r"batch 32 (\S+?)x its batch-1 rate", out)
+    summary_ratios(r"batch 32 against the plain batched loop: fp32 (\S+?)x", out)
 
 
 @needs_data
@@ -95,7 +99,6 @@ def test_memory_reports_peak_against_the_bound():
     m = re.search(r"peak RSS is (\S+?)x the id array; (within|ABOVE) the bound", out)
     assert m, out
     positive(m.group(1) + "x", RATIO)
-
 
 
 @needs_data

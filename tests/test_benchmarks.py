@@ -99,3 +99,21 @@ def test_memory_reports_peak_against_the_bound():
     m = re.search(r"peak RSS is (\S+?)x the id array; (within|ABOVE) the bound", out)
     assert m, out
     positive(m.group(1) + "x", RATIO)
+
+
+@needs_data
+def test_precision_speed_prints_fp32_and_bf16():
+    out = bench("precision_speed.py", "--hidden", "16", "--blocks", "1", "--steps", "2", "--threads", "1")
+    assert "oneDNN native bf16:" in out and "| H16 |" in out
+    summary_ratios(r"\| H16 \| [\d,]+ \| [\d,]+ \| (\d+\.\d+)x \|", out)
+
+
+@needs_data
+def test_time_to_quality_scores_static_and_dynamic(tmp_path):
+    small = tmp_path / "small.txt"
+    small.write_text(DATA.read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    out = bench("time_to_quality.py", "--data", str(small), "--steps", "3", "--threads", "1",
+                "--out", str(tmp_path / "ttq"), "--args", "--hidden 16 --embed 8 --batch 8 --sample-chars 0")
+    assert re.search(r"rnnkit static +\d+\.\d+ nats/char", out), out
+    assert re.search(r"rnnkit dynamic +\d+\.\d+ nats/char", out), out
+    assert "nanoGPT" in out and "1.466" in out

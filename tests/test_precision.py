@@ -16,10 +16,9 @@ def test_explicit_choices_are_kept():
     assert precision.resolve("bf16", CPU) == "bf16"
 
 
-@pytest.mark.parametrize("native, amx, want", [(True, True, "bf16"), (True, False, "fp32"), (False, False, "fp32")])
-def test_auto_on_cpu_asks_the_capability(monkeypatch, native, amx, want):
+@pytest.mark.parametrize("native, want", [(True, "bf16"), (False, "fp32")])
+def test_auto_on_cpu_asks_the_capability(monkeypatch, native, want):
     monkeypatch.setattr(precision, "native_bf16", lambda: native)
-    monkeypatch.setattr(precision, "amx", lambda: amx)
     assert precision.resolve("auto", CPU) == want
     assert precision.resolve("auto", CUDA) == "bf16"
 

@@ -67,7 +67,8 @@ class TrainConfig(Config):
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     threads: int = opt(0, "CPU threads (0: PyTorch's default)", lo=0, hi=1024)
     precision: str = opt("auto", "training forward in fp32 or bf16 autocast (weights, optimizer and "
-                         "loss stay fp32); auto: bf16 on CUDA and on CPUs with AMX, fp32 elsewhere",
+                         "loss stay fp32); auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16 or "
+                         "AMX), fp32 elsewhere",
                          choices=("auto", "fp32", "bf16"))
     bf16: bool | None = opt(None, "old spelling: --bf16 is --precision auto, --no-bf16 is --precision fp32")
     sample_chars: int = opt(200, "characters sampled into metrics at each evaluation (0: none)", lo=0)
@@ -139,8 +140,9 @@ class EvalConfig(Config):
                      cli=False)
     dynamic: bool = opt(False, "dynamic evaluation: score each segment, then take one RMS-normalised "
                         "gradient step on it (the checkpoint is never changed)")
-    dynamic_lr: float = opt(3e-4, "step size of the dynamic-evaluation update", lo=0.0, hi=1.0)
-    dynamic_decay: float = opt(0.02, "pull toward the trained weights per segment", lo=0.0, hi=1.0)
+    dynamic_lr: float = opt(6e-4, "step size of the dynamic-evaluation update", lo=0.0, hi=1.0)
+    dynamic_decay: float = opt(0.0, "pull toward the trained weights per segment (scaled per weight "
+                                "by its RMS gradient)", lo=0.0, hi=1.0)
     segment: int = opt(50, "characters scored between two dynamic-evaluation updates", lo=1, hi=1_000_000)
 
 

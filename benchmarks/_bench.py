@@ -30,6 +30,25 @@ def make_model(hidden: int, vocab_size: int = 65, seed: int = 0) -> SequenceMode
     return SequenceModel(model_config(hidden, vocab_size))
 
 
+def machine() -> str:
+    """One line naming what the figures were measured on: the CPU model (lscpu), its cores, what
+    PyTorch says it computes natively in bf16, the thread count and torch's version."""
+    import os
+    import platform
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
+                 platform.processor() or "unknown CPU")
+    try:
+        bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        bf16 = False
+    return (f"CPU: {model}, {os.cpu_count()} cores, oneDNN bf16 {'native' if bf16 else 'not native'}; "
+            f"{torch.get_num_threads()} torch threads; torch {torch.__version__}")
+
+
 def need_data() -> Path:
     if not DATA.exists():
         sys.exit(f"benchmark data not found: {DATA} (put tinyshakespeare.txt there)")

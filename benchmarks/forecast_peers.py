@@ -24,7 +24,6 @@ import json
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -127,6 +126,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--series", default="sunspots,co2,goog,stock")
     ap.add_argument("--peers-python", default=None, help="an interpreter with statsforecast installed")
+    ap.add_argument("--peers-cache", default=None, help="a JSON file: the peers' results are read from it when "
+                    "it exists, else computed and saved there (statsforecast's AutoARIMA takes ~25 min on co2)")
     ap.add_argument("--level", type=float, action="append", default=None)
     a = ap.parse_args()
     levels = a.level or [80.0, 95.0]
@@ -138,10 +139,18 @@ def main() -> None:
     for name, (s, feats, target) in data:
         print(f"{name}: {len(s.values)} rows", flush=True)
         results[name] = rnnkit_runs(s, feats, target, a.seeds, levels)
-    if a.peers_python:
+    cache = Path(a.peers_cache) if a.peers_cache else None
+    if cache is not None and cache.exists():
+        peers, source = json.loads(cache.read_text()), f"statsforecast AutoETS / AutoARIMA (from {cache})"
+        missing = sorted(set(results) - set(peers))
+        if missing:
+            raise SystemExit(f"{cache} has no peers' results for {', '.join(missing)}; remove it to recompute")
+    elif a.peers_python:
         jobs = [{"name": n, "y": r["result"].series.column(r["result"].target).tolist(),
                  "n_train": r["result"].n_train, "season": max(1, r["season"])} for n, r in results.items()]
         peers, source = peers_statsforecast(a.peers_python, jobs), "statsforecast AutoETS / AutoARIMA"
+        if cache is not None:
+            cache.write_text(json.dumps(peers, indent=1) + "\n")
     else:
         peers, source = peers_statsmodels(results), "statsmodels ETS / ARIMA (rnnkit's classic.py; no --peers-python)"
     print(f"\npeers: {source}; test RMSE (skill = 1 - RMSE / RMSE_naive)")

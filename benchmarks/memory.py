@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _bench import ROOT, median, need_data, table
+from _bench import ROOT, machine, median, need_data, table
 
 MB = 1 << 20
 
@@ -72,6 +72,7 @@ def main() -> None:
     peak = median(peaks)
     state = 3 * weights                                             # weights + Adam's two moments
     bound = 2 * (ids + state) + 500 * MB
+    print(machine())
     print(f"memory, median of {a.repeat} training runs of {a.steps} steps, hidden {a.hidden}")
     print(table(["text / id array", "model + optimizer", "peak RSS", "bound 2x(ids+model+opt)+500MB", "peak / bound"],
                 [[f"{ids / MB:,.0f} MB", f"{state / MB:,.1f} MB", f"{peak / MB:,.0f} MB", f"{bound / MB:,.0f} MB",

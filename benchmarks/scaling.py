@@ -70,6 +70,9 @@ def main() -> None:
             for n in procs:
                 speeds[n] += train(n, a.data, Path(tmp) / f"p{n}-r{rep}", a.steps, a.log_every)
     med = {n: statistics.median(v) for n, v in speeds.items()}
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _bench import machine
+    print(machine())
     print(f"LSTM 2x256, seq 100, global batch 64, 1 thread per process, {os.cpu_count()} CPUs, "
           f"{a.steps} steps x {a.repeats} run(s) per configuration")
     print(f"{'procs':>5} {'chars/s (median)':>17} {'windows':>8} {'speed-up':>9} {'efficiency':>11}")

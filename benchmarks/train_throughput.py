@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import in_processes, interleaved, make_model, median, medians, need_data, table
+from _bench import in_processes, interleaved, machine, make_model, median, medians, need_data, table
 
 import numpy as np
 import torch
@@ -196,6 +196,7 @@ def report(a: argparse.Namespace, runs: list[dict]) -> None:
         elif a.vs_keras:
             summary.append("Keras: skipped (TensorFlow is not installed)")
     block = 25 if a.quick else 200
+    print(machine())
     print(f"training, chars/s, medians over {len(runs)} process(es) of the medians of {a.blocks} blocks "
           f"of {block} steps, {a.threads} threads, torch {torch.__version__}")
     print(table(["model", "trainer", "chars/s", "vs plain"], rows))

@@ -2,6 +2,7 @@
 not how fast anything is)."""
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -20,30 +21,81 @@ def bench(script: str, *args: str) -> str:
     return done.stdout
 
 
-def ratios(pattern: str, out: str) -> list[float]:
-    found = [float(x) for x in re.findall(pattern, out)]
-    assert found, out
-    assert all(0 < r < 100 for r in found), out
+NUMBER = r"\d{1,3}(?:,\d{3})*(?:\.\d+)?"       # 1,234 or 0.78: what the tables print
+RATIO = r"\d+\.\d+x"                             # 1.81x
+
+
+def rows(out: str, header: list[str]) -> list[list[str]]:
+    """The rows of the markdown table with this header, as cells; asserts the table is there."""
+    lines = out.splitlines()
+    head = "| " + " | ".join(header) + " |"
+    assert head in lines, out
+    i = lines.index(head) + 2
+    found = []
+    while i < len(lines) and lines[i].startswith("|"):
+        found.append([c.strip() for c in lines[i].strip("|").split("|")])
+        i += 1
+    assert found and all(len(r) == len(header) for r in found), out
     return found
+
+
+def positive(text: str, pattern: str) -> float:
+    """`text` is exactly one number printed as `pattern`; it is finite and > 0."""
+    assert re.fullmatch(pattern, text), text
+    x = float(text.rstrip("x").replace(",", ""))
+    assert math.isfinite(x) and x > 0, text
+    return x
+
+
+def summary_ratios(pattern: str, out: str) -> list[float]:
+    """The ratios a summary line prints (each a finite positive number followed by x)."""
+    found = re.findall(pattern, out)
+    assert found, out
+    return [positive(f"{x}x", RATIO) for x in found]
 
 
 @needs_data
 def test_train_throughput_races_rnnkit_against_the_plain_loop():
     out = bench("train_throughput.py", "--hidden", "16", "--quick", "--blocks", "1", "--threads", "1")
-    assert "| H16 | plain PyTorch loop |" in out and "| H16 | rnnkit train |" in out
-    ratios(r"H16: rnnkit (\d+\.\d+)x the plain loop", out)
+    table = rows(out, ["model", "trainer", "chars/s", "vs plain"])
+    assert [r[:2] for r in table] == [["H16", "plain PyTorch loop"], ["H16", "rnnkit train"]], out
+    for r in table:
+        positive(r[2], NUMBER)
+        positive(r[3], RATIO)
+    assert table[0][3] == "1.00x"                                   # the reference
+    (ratio,) = summary_ratios(r"H16: rnnkit (\S+?)x the plain loop", out)
+    assert re.search(r"target >= \d+(\.\d+)?x\)", out), out
 
 
 def test_sample_throughput_medians_over_fresh_processes():
     out = bench("sample_throughput.py", "--hidden", "16", "--blocks", "1", "--length", "10", "--runs", "2",
                 "--threads", "1")
     assert "medians over 2 process(es)" in out
-    per_process = re.search(r"H16: batch 1 [\d.]+x the plain loop \(per process: ([\d.]+), ([\d.]+);", out)
+    assert out.splitlines()[1].startswith("CPU: "), out          # the machine is named
+    table = rows(out, ["model", "sampler", "best threads", "chars/s", "vs plain batch 1"])
+    assert [r[1] for r in table][:2] == ["plain, batch 1", "rnnkit fp32, batch 1"], out
+    assert "plain, batch 32" in [r[1] for r in table] and "rnnkit fp32, batch 32" in [r[1] for r in table], out
+    for r in table:
+        positive(r[2], r"\d+")
+        positive(r[3], NUMBER)
+        positive(r[4], RATIO)
+    assert table[0][4] == "1.00x"
+    per_process = re.search(r"H16: batch 1 (\S+?)x the plain loop \(per process: (\S+?), (\S+?);", out)
     assert per_process, out
-    ratios(r"batch 32 (\d+\.\d+)x its batch-1 rate", out)
+    for x in per_process.groups():
+        positive(x, r"\d+\.\d+")
+    summary_ratios(r"batch 32 (\S+?)x its batch-1 rate", out)
+    summary_ratios(r"batch 32 against the plain batched loop: fp32 (\S+?)x", out)
 
 
 @needs_data
 def test_memory_reports_peak_against_the_bound():
     out = bench("memory.py", "--mb", "2", "--steps", "2", "--repeat", "1", "--hidden", "16", "--threads", "1")
-    assert re.search(r"peak RSS is \d+\.\d+x the id array; (within|ABOVE) the bound", out), out
+    (r,) = rows(out, ["text / id array", "model + optimizer", "peak RSS", "bound 2x(ids+model+opt)+500MB",
+                      "peak / bound"])
+    for cell in r[:4]:
+        positive(cell.removesuffix(" MB"), NUMBER)
+    assert abs(positive(r[4], NUMBER) - positive(r[2][:-3], NUMBER) / positive(r[3][:-3], NUMBER)) < 0.01
+    m = re.search(r"peak RSS is (\S+?)x the id array; (within|ABOVE) the bound", out)
+    assert m, out
+    positive(m.group(1) + "x", RATIO)

@@ -16,7 +16,8 @@ import pytest
 from faults_helpers import (TINY_FLAGS, cli, copy_run, make_text, one_line_error, run_code, spawn,
                             temporaries, trained_run)
 from rnnkit import checkpoint, fileio
-from rnnkit.checkpoint import clean_temporaries, find_checkpoint, load_checkpoint, save_checkpoint
+from rnnkit.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from rnnkit.fileio import clean_temporaries
 from rnnkit.lm import train_lm
 
 

@@ -114,7 +114,8 @@ def test_refusals_name_such_files_in_one_line(cli, names):
 MEMORY = [
     ("--hidden 65536", ["--hidden", "65536"], "--hidden 65536: the model needs about"),
     ("--hidden 65536 on bytes", ["--hidden", "65536", "--encoding", "bytes"], "--hidden 65536"),
-    ("--embed 65536 --hidden 32768", ["--embed", "65536", "--hidden", "32768"], "--hidden 32768"),
+    ("--embed 65536 --hidden 65536 --layers 2", ["--embed", "65536", "--hidden", "65536", "--layers", "2"],
+     "--hidden 65536"),
     ("--layers 64 --hidden 50000", ["--layers", "64", "--hidden", "50000"], "--hidden 50000"),
     ("resume of such a run", None, "--hidden 65536"),
 ]
@@ -136,6 +137,28 @@ def test_sizes_beyond_memory_are_refused_first(cli, tmp_path, base, flags, words
     line = error_line(r)
     assert words in line and (" GB" in line or "weights do not match" in line), line
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("what", ["forecast", "lab", "report"])
+def test_forecast_labs_and_report_share_the_rule(monkeypatch, tmp_path, base, what):
+    """The same check guards the forecaster, the labs and the report's pass over its passage; here
+    against a machine said to have 1 MB free (the sizes are the commands' own)."""
+    import rnnkit.models
+    monkeypatch.setattr(rnnkit.models, "available_memory", lambda device="cpu": 10**6)
+    with pytest.raises(RnnkitError, match=r"the model needs about .* but this machine has 1 MB available"):
+        if what == "forecast":
+            from rnnkit.config import ForecastConfig
+            from rnnkit.forecast import run_forecast
+            (tmp_path / "p.csv").write_text(rows_csv())
+            run_forecast(ForecastConfig(hidden=512, layers=2, epochs=1), str(tmp_path / "p.csv"), None,
+                         log=lambda m: None)
+        elif what == "lab":
+            from rnnkit.labs import LabOptions, run_lab
+            run_lab("longseq", LabOptions(epochs=1, log=lambda m: None))
+        else:
+            from rnnkit.config import ReportConfig
+            from rnnkit.report import build_report
+            build_report(base, ReportConfig(chars=20_000))
 
 
 def test_the_estimate_counts_what_pytorch_allocates():
@@ -376,4 +399,33 @@ def test_an_edited_header_is_refused_before_building(cli, tmp_path, base, edit, 
     assert r.rc == 2, r
     lines = [line for line in r.err_lines if ": error: " in line]
     assert len(lines) == 1 and words in lines[0] and ".safetensors" in lines[0], r.err
+    assert tree_digest(tmp_path) == before
+
+
+FORECASTER_HEADERS = [  # (id, meta edit, words): `forecast --predict` of a re-signed forecaster
+    ("hidden 4096 x 16 layers", lambda m: m["config"].update(hidden=4096, layers=16),
+     "the weights do not match the config (lstm, 16 layers, hidden 4096"),
+    ("hidden edited", lambda m: m["config"].update(hidden=5), "the weights do not match the config"),
+    ("cell edited", lambda m: m["config"].update(cell="gru"), "the weights do not match the config (gru, 1 layers, hidden 4"),
+    ("outputs huge", lambda m: m.update(outputs=10**9), "header field outputs must be an integer from 0 to 100000"),
+    ("hidden a string", lambda m: m["config"].update(hidden="4"), "--hidden must be of type int"),
+    ("config not an object", lambda m: m.update(config=[1]), "header field config must be an object"),
+    ("features not a list", lambda m: m.update(features="Open"), "header field features must be a list"),
+    ("features empty", lambda m: m.update(features=[]), "header field features must be a list"),
+    ("features not names", lambda m: m.update(features=[1, 2]), "header field features must be a list"),
+]
+
+
+@pytest.mark.parametrize("edit, words", [c[1:] for c in FORECASTER_HEADERS], ids=[c[0] for c in FORECASTER_HEADERS])
+def test_an_edited_forecaster_header_is_refused_before_building(cli, tmp_path, edit, words):
+    from rnnkit.config import ForecastConfig
+    from rnnkit.forecast import run_forecast
+    (tmp_path / "p.csv").write_text(rows_csv())
+    run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0), str(tmp_path / "p.csv"), str(tmp_path / "fc"),
+                 log=lambda m: None)
+    model = tmp_path / "fc" / "forecast.safetensors"
+    resign(model, model, edit)
+    before = tree_digest(tmp_path)
+    line = error_line(cli("forecast", "--predict", "fc", "p.csv", cwd=tmp_path))
+    assert words in line and "forecast.safetensors" in line, line
     assert tree_digest(tmp_path) == before

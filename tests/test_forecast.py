@@ -180,7 +180,7 @@ def test_scaler_comes_from_the_training_rows_only(tmp_path):
     changed_train = v.copy()
     changed_train[n_train - 1] *= 3.0                         # the last training row: must matter
     run_forecast(cfg, str(write_csv(tmp_path / "c.csv", changed_train)), str(tmp_path / "c"), log=lambda m: None)
-    sa, sb, sc = (load_forecaster(str(tmp_path / d))[1] for d in "abc")
+    sa, sb, sc = (load_forecaster(str(tmp_path / d)).scaler for d in "abc")
     np.testing.assert_array_equal(sa.lo, sb.lo)
     np.testing.assert_array_equal(sa.hi, sb.hi)
     assert not np.array_equal(sa.hi, sc.hi)

@@ -160,3 +160,14 @@ def test_a_checkpoint_from_rnnkit_0_1_still_predicts(capsys, tmp_path):
     with torch.no_grad():
         change = head(rnn(x)[0][:, -1]).item()
     assert pred["next"] == pytest.approx(vals[-1, 1] + change * 20.0, rel=1e-6)
+
+
+def test_calendar_inputs_need_dates(capsys, tmp_path):
+    path = walk_csv(tmp_path / "a.csv", n=80)
+    code, out, _ = cli(capsys, "forecast", path, "--out", tmp_path / "r", "--calendar", "--json", *QUICK)
+    assert code == 0 and strict(out.strip().splitlines()[-1])["frequency"] == "daily"
+    code, out, _ = cli(capsys, "forecast", "--predict", tmp_path / "r", path, "--json")
+    assert code == 0 and np.isfinite(strict(out.strip().splitlines()[-1])["next"])
+    bare = tmp_path / "bare.csv"
+    bare.write_text("t,y\n" + "\n".join(f"{i},{i % 7 + i * 0.1}" for i in range(80)) + "\n")
+    assert "--calendar needs dates" in refused(capsys, "forecast", bare, "--calendar", "--out", tmp_path / "s", *QUICK)

@@ -57,8 +57,8 @@ def test_predict_on_new_levels_far_outside_training(tmp_path):
 
 def test_diff_inputs_refuse_a_level_target_and_a_window_of_one():
     from rnnkit.config import UsageError
-    with pytest.raises(UsageError, match="--inputs diff is scale-free"):
+    with pytest.raises(UsageError, match="inputs='diff' is scale-free and cannot forecast a level"):
         ForecastConfig(target_mode="level").validate()
-    with pytest.raises(UsageError, match="--inputs diff needs --window >= 2"):
+    with pytest.raises(UsageError, match="inputs='diff' needs window >= 2"):
         ForecastConfig(window=1).validate()
     ForecastConfig(target_mode="level", inputs="level", window=1).validate()

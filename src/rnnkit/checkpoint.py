@@ -25,7 +25,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .config import Config, ModelConfig, RnnkitError, UsageError
-from .fileio import check_regular_file, clean_temporaries, fsync_dir, tmp_name, write_synced  # noqa: F401 (clean_temporaries: re-exported)
+from .fileio import check_regular_file, fsync_dir, tmp_name, write_synced
 from .models import SequenceModel, check_memory
 from .vocab import Vocab, check_symbols
 
@@ -144,7 +144,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise CheckpointError(f"{path}: written by a newer rnnkit (schema {schema}, this one reads "
                               f"<= {SCHEMA}); upgrade rnnkit")
     meta = upgrade(meta)
-    validate_meta(meta, path)
+    validate_meta(meta, path, tensors)
     return tensors, meta
 
 
@@ -284,7 +284,7 @@ STATE_FIELDS = {
 }
 
 
-def validate_meta(meta: dict, path: Path) -> None:
+def validate_meta(meta: dict, path: Path, tensors: dict | None = None) -> None:
     """Refuse a header whose fields have the wrong type or impossible sizes (one line naming the
     file and the field), so that nothing is ever built from it: the checksum only proves that the
     file is what someone wrote, not that rnnkit wrote it."""
@@ -293,7 +293,7 @@ def validate_meta(meta: dict, path: Path) -> None:
     if "kind" in meta and not isinstance(meta["kind"], str):
         raise bad("kind", f"must be a string (got {meta.get('kind')!r:.60})")
     if meta.get("kind") != "charlm":
-        return  # forecasters: forecast.load_forecaster checks its own fields
+        return  # other kinds: their loader checks (validate_forecast_meta); a kind mismatch is named there
     for key in ("model", "vocab"):
         if not isinstance(meta.get(key), dict):
             raise bad(key, f"must be an object (got {type(meta.get(key)).__name__})")
@@ -331,3 +331,20 @@ def check_charlm_sizes(tensors: dict[str, torch.Tensor], meta: dict, source: Pat
         raise CheckpointError(f"{source}: weights do not match the model config ({cfg.cell}, {cfg.layers} "
                               f"layers, hidden {cfg.hidden}): " + "; ".join(diffs[:4]))
     check_memory(cfg, training=False, where=f"{source}: ")
+
+
+def validate_forecast_meta(meta: dict, path: Path, tensors: dict | None = None) -> None:
+    """A forecaster's header before anything is read from it: the features a list of 1 to 100,000
+    names, the config an object of valid fields. forecast_io.check_shapes then compares the weights
+    the config describes with those in the file, on the meta device."""
+    bad = lambda field, why: CheckpointError(f"{path}: header field {field} {why}; not a checkpoint "
+                                             "rnnkit wrote (edited?)")
+    feats = meta.get("features")
+    if not isinstance(feats, list) or not feats or not all(isinstance(f, str) for f in feats) or len(feats) > 100_000:
+        raise bad("features", "must be a list of 1 to 100000 column names")
+    if not isinstance(meta.get("config"), dict):
+        raise bad("config", f"must be an object (got {type(meta.get('config')).__name__})")
+    for key in ("outputs", "calendar"):
+        v = meta.get(key, 1)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 100_000:
+            raise bad(key, f"must be an integer from 0 to 100000 (got {v!r:.60})")

@@ -172,7 +172,8 @@ PREDICT_KEEPS = ("columns", "date_column", "reverse", "fill", "date_format")  # 
 
 
 def cmd_forecast(a) -> int:
-    from .forecast import printable, run_forecast, table
+    from .config import shown
+    from .forecast import run_forecast, table
     from .forecast_report import dumps
     if a.predict:
         return forecast_predict(a)
@@ -183,9 +184,9 @@ def cmd_forecast(a) -> int:
     out = a.out or f"runs/forecast-{name}"
     res = run_forecast(cfg, a.csv, out, force=a.force)
     print(table(res))
-    shown = printable(out)
-    print(f"plot: {shown}/forecast.png  predictions: {shown}/predictions.csv  model: {shown}/forecast.safetensors "
-          f"(rnnkit forecast --predict {shown} CSV)")
+    where = shown(out)
+    print(f"plot: {where}/forecast.png  predictions: {where}/predictions.csv  model: {where}/forecast.safetensors "
+          f"(rnnkit forecast --predict {where} CSV)")
     if a.json:
         print(dumps(res.to_json()))
     return 0

@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from .config import RnnkitError, UsageError, setting, shown
-from .fileio import check_regular_file, tmp_name, write_atomic
+from .fileio import check_regular_file, tmp_name, warn, write_atomic
 from .vocab import Vocab
 
 CHUNK = 1 << 22  # bytes read at a time
@@ -45,10 +45,6 @@ def check_file(path: str | os.PathLike) -> Path:
 
 
 BOM = "\ufeff"
-
-
-def warn(msg: str) -> None:
-    print(f"rnnkit: warning: {msg}", file=sys.stderr)
 
 
 def read_chunks(src: Source, encoding: str, note=None) -> Iterator[str]:

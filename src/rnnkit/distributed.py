@@ -130,6 +130,16 @@ def lost_peer(d: Dist, e: Exception) -> RnnkitError:
                        "failed or stopped (see its message); the last checkpoint is intact, continue with --resume")
 
 
+# what gloo and nccl put in the plain RuntimeError they raise when a peer's connection breaks
+# inside DDP's gradient all-reduce (during backward, outside `collective`)
+TRANSPORT_ERROR = re.compile(r"gloo|nccl|connection (reset|closed|refused)|socket timeout|broken pipe", re.I)
+
+
+def is_lost_peer(d: Dist, e: BaseException) -> bool:
+    """A RuntimeError that means another rank is gone, not a bug (only with a process group)."""
+    return d.active and isinstance(e, RuntimeError) and bool(TRANSPORT_ERROR.search(str(e)))
+
+
 def _comm(d: Dist, t: torch.Tensor) -> torch.Tensor:
     # nccl moves only CUDA tensors; gloo takes CPU tensors
     return t.to(d.device) if d.device.type == "cuda" else t

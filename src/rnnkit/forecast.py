@@ -21,16 +21,21 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .baselines import metrics, naive_forecast, skill
-from .config import ForecastConfig, UsageError
+from .baselines import metrics, naive_forecast, skill  # noqa: F401 (API)
+from .config import ForecastConfig, UsageError, shown
+from .fileio import write_atomic
 from .forecast_fit import Part, choose, fit_parts, make_part, score_part
 from .intervals import coverage
 from .forecast_inputs import Scaler, check_length, min_rows, split_point, windows  # noqa: F401 (API)
 from .forecast_io import (MODEL_FILE, check_out, load_forecaster, predict_file, predictions_csv,  # noqa: F401
-                          printable, save_forecaster, write_text)
+                          save_forecaster)
 from .forecast_model import Ensemble, Forecaster  # noqa: F401 (API)
 from .forecast_report import ForecastResult, dumps, table  # noqa: F401 (API)
 from .series import Series, load_panel, load_series
+
+__all__ = ["ForecastConfig", "ForecastResult", "Forecaster", "Ensemble", "Scaler", "fit_forecast", "fit_panel",
+           "run_forecast", "write_run", "load_forecaster", "save_forecaster", "predict_file", "table", "metrics",
+           "naive_forecast", "windows", "min_rows", "split_point", "check_length", "MODEL_FILE"]
 
 
 def _result(sc, s: Series, feats, target, n_train, t0, cfg, freq) -> ForecastResult:
@@ -47,11 +52,11 @@ def fit_forecast(cfg: ForecastConfig, series: Series, feats: list[str], target: 
     cfg.validate()
     t0 = time.perf_counter()
     for note in series.notes:
-        log(f"{printable(series.name)}: {note}")
+        log(f"{shown(series.name)}: {note}")
     cfg, freq = choose(cfg, [series], log)
     n = len(series.values)
-    n_train = check_length(n, cfg, printable(series.name))
-    log(f"{printable(series.name)}: {n} rows; train {n_train} rows, test {n - n_train} rows")
+    n_train = check_length(n, cfg, shown(series.name))
+    log(f"{shown(series.name)}: {n} rows; train {n_train} rows, test {n - n_train} rows")
     part = make_part(series, n_train, cfg, freq)
     fitted = fit_parts(cfg, [part], feats, target, log, freq)
     sc = score_part(fitted, part, np.arange(n_train, n))
@@ -67,7 +72,7 @@ def fit_panel(cfg: ForecastConfig, panel: list[Series], feats: list[str], target
     cfg, freq = choose(cfg, panel, log)
     parts: list[Part] = []
     for s in panel:
-        parts.append(make_part(s, check_length(len(s.values), cfg, printable(s.name)), cfg, freq))
+        parts.append(make_part(s, check_length(len(s.values), cfg, shown(s.name)), cfg, freq))
     log(f"{len(panel)} series; {sum(len(s.values) for s in panel)} rows in all")
     fitted = fit_parts(cfg, parts, feats, target, log, freq)
     results = [_result(score_part(fitted, p, np.arange(p.n_train, len(p.series.values))), p.series, feats,
@@ -128,14 +133,14 @@ def write_run(run: Path, res: ForecastResult, scalers: list[Scaler]) -> None:
     if res.parts:
         extra.update(panel=True, scalers={p.series.key: s.to_dict() for p, s in zip(res.parts, scalers)})
     save_forecaster(run / MODEL_FILE, f.model, scalers, res.config, res.features, res.target, extra)
-    shown = res.parts[0] if res.parts else res
-    s = shown.series
+    first = res.parts[0] if res.parts else res
+    s = first.series
     x = s.dates if s.dates is not None else np.arange(len(s.values))
     h = res.config.horizon
-    plot_forecast(run / "forecast.png", x, s.column(res.target), shown.n_train, shown.rows, shown.pred,
-                  shown.naive, f"{printable(Path(s.name).name)}: {res.target}, {h} step(s) ahead, "
-                  f"skill {'n/a' if shown.skill is None else f'{shown.skill:+.3f}'}", res.target,
-                  bands=shown.bands, horizons=shown.horizons)
-    res.run_dir = printable(str(run))
-    write_text(run / "predictions.csv", predictions_csv(res))
-    write_text(run / "metrics.json", dumps(res.to_json(), indent=1) + "\n")
+    plot_forecast(run / "forecast.png", x, s.column(res.target), first.n_train, first.rows, first.pred,
+                  first.naive, f"{shown(Path(s.name).name)}: {res.target}, {h} step(s) ahead, "
+                  f"skill {'n/a' if first.skill is None else f'{first.skill:+.3f}'}", res.target,
+                  bands=first.bands, horizons=first.horizons)
+    res.run_dir = shown(str(run))
+    write_atomic(run / "predictions.csv", predictions_csv(res))
+    write_atomic(run / "metrics.json", dumps(res.to_json(), indent=1) + "\n")

@@ -11,15 +11,14 @@ A checkpoint from rnnkit 0.1 (one model, level inputs, one output at step H) sti
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ForecastConfig, UsageError
+from .checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint, validate_forecast_meta
+from .config import ForecastConfig, UsageError, shown
 from .forecast_inputs import Scaler, prepare, steps, to_units
 from .forecast_model import Ensemble, Forecaster, predict_scaled
 from .intervals import bands, floor_vol
@@ -30,55 +29,22 @@ MODEL_FILE = "forecast.safetensors"
 RUN_FILES = {MODEL_FILE, "metrics.json", "predictions.csv", "forecast.png"}
 
 
-def printable(text: str) -> str:
-    """A file name that is not valid UTF-8 (surrogate escapes) -> text that prints and draws."""
-    return os.fsencode(text).decode("utf-8", "replace") if isinstance(text, str) else str(text)
-
-
-@dataclass
-class ForecasterRecord:
-    """What load_forecaster returns (as checkpoint.Loaded does for language models): attributes
-    model, config, meta, path, scaler; unpacks as the 0.1 tuple (model, scaler, config, meta)."""
-
-    model: torch.nn.Module
-    config: ForecastConfig
-    meta: dict
-    path: Path
-    scaler: Scaler
-
-    def __iter__(self):
-        return iter((self.model, self.scaler, self.config, self.meta))
-
-    def __getitem__(self, i: int):
-        return tuple(self)[i]
-
-
 def check_out(out: str, force: bool) -> Path:
     """Refuse, before any work, an --out that is a file, a directory of other things, or a saved
     forecaster (unless --force)."""
     run = Path(out)
     if os.path.lexists(run) and not run.is_dir():
-        raise UsageError(f"--out {printable(out)} is a file, not a run directory; choose a directory")
+        raise UsageError(f"--out {shown(out)} is a file, not a run directory; choose a directory")
     if run.is_dir():
         names = {p.name for p in run.iterdir()}
         others = sorted(n for n in names if n not in RUN_FILES and not n.startswith("."))
         if others:
-            raise UsageError(f"--out {printable(out)} is not empty and not a forecast run (it holds "
-                             f"{printable(others[0])}); choose a new or empty directory")
+            raise UsageError(f"--out {shown(out)} is not empty and not a forecast run (it holds "
+                             f"{shown(others[0])}); choose a new or empty directory")
         if MODEL_FILE in names and not force:
-            raise UsageError(f"--out {printable(out)} already holds a forecaster; pass --force to replace it, "
+            raise UsageError(f"--out {shown(out)} already holds a forecaster; pass --force to replace it, "
                              "or choose another --out")
     return run
-
-
-def write_text(path: Path, text: str) -> None:
-    """Atomic: a crash leaves the old file or the new one, never half of either."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def save_forecaster(path: Path, model: Ensemble, scalers: list[Scaler], cfg: ForecastConfig,
@@ -89,10 +55,28 @@ def save_forecaster(path: Path, model: Ensemble, scalers: list[Scaler], cfg: For
     save_checkpoint(path, {f"model.{k}": v for k, v in model.state_dict().items()}, meta)
 
 
+def check_shapes(cfg: ForecastConfig, n: int, cal: int, outputs: int, state: dict) -> None:
+    """The weights a config describes against those in the file, worked out on the meta device
+    (nothing allocated): an edited size is refused before the model is built (issue 14)."""
+    members = {int(key.split(".")[1]) for key in state if key.startswith("members.")}
+    if members and max(members) >= len(state):      # an edited name: no member without weights
+        raise ValueError(f"ensemble member {max(members)} named, {len(state)} weights present")
+    with torch.device("meta"):
+        probe = Forecaster(cfg, n, cal, outputs) if not members else \
+            Ensemble([Forecaster(cfg, n, cal, outputs) for _ in range(1 + max(members))])
+    want = {k: tuple(v.shape) for k, v in probe.state_dict().items() if members or "scale" not in k}
+    have = {k: tuple(v.shape) for k, v in state.items() if members or "scale" not in k}
+    if want != have:
+        diff = sorted(set(want.items()) ^ set(have.items()))[:2]
+        raise ValueError(f"the weights do not match the config ({cfg.cell}, {cfg.layers} layers, hidden "
+                         f"{cfg.hidden}, {n} features): " + "; ".join(f"{k} {s}" for k, s in diff))
+
+
 def _rebuild(cfg: ForecastConfig, meta: dict, tensors: dict) -> torch.nn.Module:
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     outputs, cal = int(meta.get("outputs", 1)), int(meta.get("calendar", 0))
     n = len(meta["features"])
+    check_shapes(cfg, n, cal, outputs, state)
     if not any(k.startswith("members.") for k in state):          # rnnkit 0.1: one plain model
         m = Forecaster(cfg, n, cal, outputs)
         state = {**{k: v for k, v in m.state_dict().items() if "scale" in k}, **state}
@@ -104,16 +88,17 @@ def _rebuild(cfg: ForecastConfig, meta: dict, tensors: dict) -> torch.nn.Module:
     return model
 
 
-def load_forecaster(target: str) -> ForecasterRecord:
+def load_forecaster(target: str) -> Loaded:
     """A saved forecaster from a run directory (its forecast.safetensors) or the file itself."""
     p = Path(target)
     path = p / MODEL_FILE if p.is_dir() else p
     if not os.path.lexists(path):  # a symlink loop goes on to load_checkpoint, which names it
-        raise UsageError(f"{printable(target)}: no forecast model here ({MODEL_FILE}); train one with "
-                         f"`rnnkit forecast [CSV] --out {printable(target)}`")
+        raise UsageError(f"{shown(target)}: no forecast model here ({MODEL_FILE}); train one with "
+                         f"`rnnkit forecast [CSV] --out {shown(target)}`")
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != "forecast":
         raise CheckpointError(f"{path}: holds a {meta.get('kind')!r} model, not a forecaster")
+    validate_forecast_meta(meta, path)  # field types first (issue 14); shapes in _rebuild, on "meta"
     try:
         d = dict(meta["config"])
         d.setdefault("inputs", "level")            # 0.1 models: level inputs, one model
@@ -126,7 +111,7 @@ def load_forecaster(target: str) -> ForecasterRecord:
             raise ValueError("the scaler does not cover the features and the target")
     except (UsageError, KeyError, RuntimeError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({str(e).splitlines()[0]})")
-    return ForecasterRecord(model.eval(), cfg, meta, path, scaler)
+    return Loaded(model.eval(), cfg, meta, Path(path), scaler=scaler)
 
 
 def predictions_csv(res) -> str:
@@ -155,7 +140,7 @@ def predict_file(run_dir: str, csv: str, columns: Optional[str] = None, date_col
     rec = load_forecaster(run_dir)
     model, scaler, cfg, meta = rec
     if meta.get("panel"):
-        raise UsageError(f"{printable(run_dir)}: a multi-series model (--id-column); --predict reads "
+        raise UsageError(f"{shown(run_dir)}: a multi-series model (--id-column); --predict reads "
                          "one series at a time and does not support it yet")
     feats, target = meta["features"], meta["target"]
     tbl = read_table(csv, columns)

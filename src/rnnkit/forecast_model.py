@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ForecastConfig
-from .models import make_rnn
+from .config import ForecastConfig, ModelConfig
+from .models import check_memory, make_rnn
 from .train import optimizer_step
 
 
@@ -137,9 +137,16 @@ def train_member(model: Forecaster, x: torch.Tensor, y: torch.Tensor, xv: torch.
     return history
 
 
+def check_forecast_memory(cfg: ForecastConfig, inputs: int, n_windows: int) -> None:
+    """models.check_memory for one member: a recurrent stack over the inputs (issue 14)."""
+    like = ModelConfig(vocab_size=inputs, cell=cfg.cell, layers=cfg.layers, hidden=cfg.hidden, embed=0)
+    check_memory(like, min(cfg.batch or n_windows, n_windows) or 1, cfg.window)
+
+
 def fit_ensemble(cfg: ForecastConfig, x: torch.Tensor, y: np.ndarray, xv: torch.Tensor, yv: np.ndarray,
                  features: int, calendar: int, log: Callable[[str], None] = print) -> Ensemble:
     """cfg.ensemble members on windows (x, y), early-stopped on (xv, yv); targets (M, S) scaled."""
+    check_forecast_memory(cfg, features + calendar, len(y))
     in_scale, out_scale = scales(x, y, features, cfg)
     yt, yvt = torch.tensor(y, dtype=torch.float32), torch.tensor(yv, dtype=torch.float32)
     members = []

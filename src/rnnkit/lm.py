@@ -288,6 +288,10 @@ def _guarded(tcfg, mcfg, out, changes, quiet, hooks) -> TrainResult:
         return _train(tcfg, mcfg, Path(out), changes, quiet, hooks or Hooks(), d)
     except torch.distributed.DistError as e:  # a collective failed: another rank died or hung
         raise distributed.lost_peer(d, e) from None
+    except RuntimeError as e:  # DDP's all-reduce inside backward: gloo raises a plain RuntimeError
+        if distributed.is_lost_peer(d, e):
+            raise distributed.lost_peer(d, e) from None
+        raise
     finally:
         distributed.teardown(d, sys.exc_info()[2])
 

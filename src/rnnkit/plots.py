@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import sys
 import warnings
 from pathlib import Path
 
@@ -12,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .config import shown  # noqa: E402
-from .fileio import write_atomic  # noqa: E402
+from .fileio import warn as warn_stderr, write_atomic  # noqa: E402
 from .runlog import curves, read_metrics_checked, skipped_note  # noqa: E402
 
 def save(fig, png: Path) -> None:
@@ -32,7 +31,7 @@ def plot_curves(metrics: Path, png: Path, warn=None, unit: str = "character") ->
     usable are skipped and counted (returned; said through `warn`, default stderr)."""
     recs, bad = read_metrics_checked(metrics)
     if bad:
-        (warn or (lambda m: print(f"rnnkit: warning: {m}", file=sys.stderr)))(skipped_note(metrics, bad))
+        (warn or warn_stderr)(skipped_note(metrics, bad))
     train, val = curves(recs)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     if train:

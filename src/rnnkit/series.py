@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import math
-import stat
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from .config import UsageError
+from .fileio import check_regular_file
 
 DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
 BUILTIN = "GOOG daily (matplotlib sample data)"
@@ -100,16 +100,7 @@ def _comment_header(comment: str, delimiter: str = ",") -> Optional[list[str]]:
 
 def read_text_lines(path: str) -> list[str]:
     p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file")
-    except OSError as e:  # a symlink loop, permissions
-        raise UsageError(f"{path}: cannot read ({e.strerror or e})")
-    if stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"{path}: is a directory, not a CSV file")
-    if not stat.S_ISREG(st.st_mode):  # reading a pipe would wait for a writer forever
-        raise UsageError(f"{path}: not a regular file (a pipe or device); save the rows to a file")
+    check_regular_file(p, "CSV file", "save the rows to a file")   # a pipe would block the read forever
     try:
         return p.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as e:

@@ -49,6 +49,15 @@ def machine() -> str:
             f"{torch.get_num_threads()} torch threads; torch {torch.__version__}")
 
 
+def streams(ids, batch: int, seq: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The reference loops' batching: the text cut into `batch` parallel streams, read `seq` ids a
+    step with the state carried (char-rnn). Returns inputs and targets (B, L) and steps per epoch."""
+    import numpy as np
+    length = (len(ids) - 1) // batch
+    data = torch.from_numpy(np.asarray(ids).astype(np.int64))
+    return data[: batch * length].view(batch, length), data[1: batch * length + 1].view(batch, length), length // seq
+
+
 def need_data() -> Path:
     if not DATA.exists():
         sys.exit(f"benchmark data not found: {DATA} (put tinyshakespeare.txt there)")

@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 
-from _bench import interleaved, median, need_data, table
+from _bench import interleaved, machine, median, need_data, streams, table
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from rnnkit.precision import native_bf16
 
 SEQ, BATCH, LR = 100, 64, 2e-3
 CLOCK = [time.perf_counter]   # or time.process_time (--cpu-time): the cost, whatever else runs
@@ -40,11 +37,8 @@ class Loop:
         self.params = [*self.emb.parameters(), *self.rnn.parameters(), *self.head.parameters()]
         self.opt = torch.optim.AdamW(self.params, lr=LR, weight_decay=0.0, fused=True)
         self.bf16 = bf16
-        length = (len(ids) - 1) // BATCH
-        data = torch.from_numpy(ids.astype(np.int64))
-        self.x = data[: BATCH * length].view(BATCH, length)                 # (B, L)
-        self.y = data[1: BATCH * length + 1].view(BATCH, length)
-        self.steps_per_epoch, self.j, self.state = length // SEQ, 0, None
+        self.x, self.y, self.steps_per_epoch = streams(ids, BATCH, SEQ)      # (B, L) each
+        self.j, self.state = 0, None
 
     def block(self, steps: int) -> float:
         """chars/s of `steps` training steps (per CPU second of this process with --cpu-time)."""
@@ -63,17 +57,6 @@ class Loop:
             self.state = tuple(s.detach().float() for s in state)
             self.j += 1
         return steps * SEQ * BATCH / (CLOCK[0]() - t)
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        return "unknown CPU"
-    name = next((l.split(":", 1)[1].strip() for l in out.splitlines() if l.startswith("Model name")), "?")
-    flags = next((l for l in out.splitlines() if l.startswith("Flags")), "")
-    has = [f for f in ("avx512_bf16", "amx_bf16") if f in flags.split()]
-    return f"{name} ({', '.join(has) or 'no bf16 flags'})"
 
 
 def main() -> None:
@@ -102,7 +85,7 @@ def main() -> None:
         figures[h] = {"fp32": f32, "bf16": b16, "ratio": pairs}
         rows.append([f"H{h}", f"{f32:,.0f}", f"{b16:,.0f}", f"{pairs:.2f}x"])
         print(f"H{h}: fp32 {f32:,.0f}, bf16 {b16:,.0f} chars/s ({pairs:.2f}x)", file=sys.stderr, flush=True)
-    print(f"{cpu_name()}; oneDNN native bf16: {native_bf16()}; {a.threads} threads, torch {torch.__version__}; "
+    print(f"{machine()}; {a.threads} threads asked; "
           f"medians of {a.blocks} blocks of {a.steps} steps, per {'CPU' if a.cpu_time else 'wall'} second")
     print(table(["model", "fp32 chars/s", "bf16 chars/s", "bf16 / fp32"], rows))
     print(json.dumps(figures))

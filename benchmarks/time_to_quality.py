@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import DATA, ROOT
+from _bench import DATA, ROOT, machine, streams
 
 import numpy as np
 import torch
@@ -49,11 +49,8 @@ class Reference:
         self.drop, self.head = nn.Dropout(0.2), nn.Linear(256, vocab)
         self.mods = nn.ModuleList([self.emb, self.rnn, self.head])
         self.opt = torch.optim.Adam(self.mods.parameters(), lr=2e-3)
-        length = (len(ids) - 1) // BATCH
-        data = torch.from_numpy(ids.astype(np.int64))
-        self.x = data[: BATCH * length].view(BATCH, length)                 # (B, L)
-        self.y = data[1: BATCH * length + 1].view(BATCH, length)
-        self.per_epoch, self.j, self.state = length // SEQ, 0, None
+        self.x, self.y, self.per_epoch = streams(ids, BATCH, SEQ)            # (B, L) each
+        self.j, self.state = 0, None
 
     def steps(self, n: int) -> None:
         self.mods.train()
@@ -128,6 +125,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="run directory (default: a temporary one)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    print(machine(), flush=True)
     text = Path(a.data).read_text(encoding="utf-8")
     ids, vocab = encode(text)
     n_train = len(ids) - int(len(ids) * 0.1)

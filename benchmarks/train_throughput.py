@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import in_processes, interleaved, machine, make_model, median, medians, need_data, table
+from _bench import in_processes, interleaved, machine, make_model, median, medians, need_data, streams, table
 
 import numpy as np
 import torch
@@ -46,11 +46,8 @@ class PlainLoop:
     def __init__(self, ids: np.ndarray, hidden: int, vocab_size: int):
         self.model = make_model(hidden, vocab_size).train()
         self.opt = torch.optim.Adam(self.model.parameters(), lr=LR)
-        length = (len(ids) - 1) // BATCH
-        data = torch.from_numpy(ids.astype(np.int64))
-        self.x = data[: BATCH * length].view(BATCH, length)                 # (B, L)
-        self.y = data[1: BATCH * length + 1].view(BATCH, length)
-        self.steps_per_epoch, self.j, self.state = length // SEQ, 0, None
+        self.x, self.y, self.steps_per_epoch = streams(ids, BATCH, SEQ)      # (B, L) each
+        self.j, self.state = 0, None
 
     def block(self, steps: int) -> float:
         """chars/s of `steps` training steps."""

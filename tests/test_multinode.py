@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from rnnkit.checkpoint import load_checkpoint, load_model
+
+from test_distributed import free_port, text  # noqa: F401 (the same word salad and port picker)
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,22 +33,6 @@ TINY = ["--cell", "lstm", "--layers", "1", "--hidden", "32", "--embed", "16", "-
         "--seq-len", "16", "--batch", "8", "--lr", "0.01", "--warmup", "0", "--decay-steps", "8",
         "--log-every", "1", "--eval-every", "4", "--save-every", "2", "--sample-chars", "0",
         "--eval-chars", "0", "--threads", "1", "--seed", "7", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def text(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(0)
-    words = ["the", "king", "queen", "shall", "not", "be", "to", "or", "what", "light", "hath", "thou"]
-    lines = [" ".join(rng.choice(words, size=rng.integers(3, 9))) + "." for _ in range(600)]
-    path = tmp_path_factory.mktemp("text") / "salad.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def node(port: int, args: list, cwd: Path) -> subprocess.Popen:

@@ -278,7 +278,7 @@ def cmd_export(a) -> int:
     return 0
 
 
-def add_issue16_commands(sub) -> None:
+def add_generation_commands(sub) -> None:
     sc = sub.add_parser("score", help="bits per character of each line of a text (what does not belong)")
     sc.add_argument("run", metavar="RUN_DIR")
     sc.add_argument("file", metavar="FILE", nargs="?", default="-", help="text file, or - for standard input")
@@ -346,7 +346,7 @@ def build_parser() -> Parser:
 
     co = sub.add_parser("corpora", help="list the built-in corpora")
     co.set_defaults(func=cmd_corpora)
-    add_issue16_commands(sub)
+    add_generation_commands(sub)
     return p
 
 

@@ -104,7 +104,7 @@ def test_memory_reports_peak_against_the_bound():
 @needs_data
 def test_precision_speed_prints_fp32_and_bf16():
     out = bench("precision_speed.py", "--hidden", "16", "--blocks", "1", "--steps", "2", "--threads", "1")
-    assert "oneDNN native bf16:" in out and "| H16 |" in out
+    assert re.search(r"^CPU: .*oneDNN bf16 (native|not native)", out, re.M) and "| H16 |" in out, out  # the machine is named
     summary_ratios(r"\| H16 \| [\d,]+ \| [\d,]+ \| (\d+\.\d+)x \|", out)
 
 

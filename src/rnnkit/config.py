@@ -140,8 +140,8 @@ class EvalConfig(Config):
                      cli=False)
     dynamic: bool = opt(False, "dynamic evaluation: score each segment, then take one RMS-normalised "
                         "gradient step on it (the checkpoint is never changed)")
-    dynamic_lr: float = opt(6e-4, "step size of the dynamic-evaluation update", lo=0.0, hi=1.0)
-    dynamic_decay: float = opt(0.0, "pull toward the trained weights per segment (scaled per weight "
+    dynamic_lr: float = opt(1e-4, "step size of the dynamic-evaluation update", lo=0.0, hi=1.0)
+    dynamic_decay: float = opt(0.02, "pull toward the trained weights per segment (scaled per weight "
                                 "by its RMS gradient)", lo=0.0, hi=1.0)
     segment: int = opt(50, "characters scored between two dynamic-evaluation updates", lo=1, hi=1_000_000)
 

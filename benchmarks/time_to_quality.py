@@ -4,6 +4,8 @@
     python benchmarks/time_to_quality.py --steps 4100     # a fixed number of steps instead
     python benchmarks/time_to_quality.py --budget 600     # a given number of training seconds
     python benchmarks/time_to_quality.py --train-reference   # also train the reference to 4,100 steps
+    python benchmarks/time_to_quality.py --corpus python-stdlib --budget-steps 1025 --train-reference
+                                                          # another text, a quarter of the budget
 
 The budget is the wall time the plain fp32 reference (Embedding 64 -> 2x256 LSTM, dropout 0.2 ->
 Linear; Adam 2e-3, clipping 1, batch 64 x 100 streams, state carried: the README's reference)
@@ -14,6 +16,9 @@ and is scored on the last 10%, the whole split as one stream with the state carr
 `last` checkpoint: static, then `--dynamic`. Printed beside: the reference's loss at 4,100 steps
 (trained here with --train-reference, else the README's 1.466) and nanoGPT's small transformer at
 the same budget on the reference machine (fixed figures, measured with nanoGPT's own code).
+`--data FILE` or `--corpus NAME` (a built-in corpus, its files joined as `rnnkit train` reads them)
+runs the same comparison on another text; `--budget-steps N` makes the budget the reference's N
+steps instead of 4,100 (the reference is then trained N steps by --train-reference).
 """
 from __future__ import annotations
 
@@ -83,19 +88,29 @@ class Reference:
         return total / y.shape[1]
 
 
+def corpus_file(name: str, out: Path) -> Path:
+    """A built-in corpus as one file, its sources joined in the order `rnnkit train` reads them."""
+    from rnnkit.corpus import corpus_sources, read_chunks
+    path = out / f"{name}.txt"
+    with open(path, "w", encoding="utf-8") as f:
+        for src in corpus_sources(name):
+            f.writelines(read_chunks(src, "utf-8"))
+    return path
+
+
 def encode(text: str) -> tuple[np.ndarray, int]:
     symbols = sorted(set(text))
     lookup = {c: i for i, c in enumerate(symbols)}
     return np.array([lookup[c] for c in text], dtype=np.uint8), len(symbols)
 
 
-def measure_budget(train: np.ndarray, vocab: int, steps: int, warmup: int = 10) -> float:
-    """Seconds the reference needs for 4,100 steps, scaled from `steps` timed ones."""
+def measure_budget(train: np.ndarray, vocab: int, steps: int, total: int, warmup: int = 10) -> float:
+    """Seconds the reference needs for `total` steps, scaled from `steps` timed ones."""
     ref = Reference(train, vocab)
     ref.steps(warmup)
     t = time.perf_counter()
     ref.steps(steps)
-    return (time.perf_counter() - t) / steps * REF_STEPS
+    return (time.perf_counter() - t) / steps * total
 
 
 def rnnkit(*args: str) -> str:
@@ -118,7 +133,10 @@ def main() -> None:
                     help="train rnnkit for this fraction of the measured budget (a quick look)")
     ap.add_argument("--ref-steps", type=int, default=300, help="reference steps timed for the budget")
     ap.add_argument("--train-reference", action="store_true", help="train the reference its 4,100 steps too")
-    ap.add_argument("--data", default=str(DATA))
+    ap.add_argument("--data", default=str(DATA), help="the text (default: tinyshakespeare)")
+    ap.add_argument("--corpus", default=None, help="a built-in corpus instead of --data, e.g. python-stdlib")
+    ap.add_argument("--budget-steps", type=int, default=REF_STEPS,
+                    help="the budget is the reference's time for this many steps (default 4,100)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for both (this machine: 2 cores)")
     ap.add_argument("--args", default="", help="extra `rnnkit train` options (quoted), e.g. '--hidden 384'")
     ap.add_argument("--dynamic-args", default="", help="extra `rnnkit eval --dynamic` options (quoted)")
@@ -126,46 +144,54 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     print(machine(), flush=True)
-    text = Path(a.data).read_text(encoding="utf-8")
+    out = Path(a.out or tempfile.mkdtemp(prefix="rnnkit-ttq-"))
+    data = corpus_file(a.corpus, out) if a.corpus else Path(a.data)
+    text = data.read_text(encoding="utf-8")
     ids, vocab = encode(text)
+    budget_steps = a.budget_steps
     n_train = len(ids) - int(len(ids) * 0.1)
     budget = a.budget
     if a.steps is None and budget is None:
-        budget = measure_budget(ids[:n_train], vocab, a.ref_steps)
-        print(f"budget: {budget:.0f} s = what the plain fp32 reference needs for {REF_STEPS:,} steps here "
+        budget = measure_budget(ids[:n_train], vocab, a.ref_steps, budget_steps)
+        print(f"data: {data} ({len(text):,} characters, vocabulary {vocab})")
+        print(f"budget: {budget:.0f} s = what the plain fp32 reference needs for {budget_steps:,} steps here "
               f"(timed over {a.ref_steps} steps, {a.threads} threads)", flush=True)
-    out = Path(a.out or tempfile.mkdtemp(prefix="rnnkit-ttq-"))
     run = out / "run"
     limit = ["--max-steps", str(a.steps)] if a.steps else ["--max-time", f"{budget * a.fraction:.1f}"]
     if a.fraction != 1.0 and not a.steps:
         print(f"training rnnkit for {a.fraction:g} of the budget: {budget * a.fraction:.0f} s", flush=True)
     t = time.time()
-    rnnkit("train", a.data, "--out", str(run), "--threads", str(a.threads), *limit, *shlex.split(a.args))
+    rnnkit("train", str(data), "--out", str(run), "--threads", str(a.threads), *limit, *shlex.split(a.args))
     wall = time.time() - t
     recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     val = out / "val.txt"
     val.write_text(text[n_train:], encoding="utf-8")
     static = score(run, val, [])
     dynamic = score(run, val, ["--dynamic", *shlex.split(a.dynamic_args)])
-    ref = REFERENCE["loss"]
+    readme = data.resolve() == DATA.resolve() and budget_steps == REF_STEPS
+    ref = REFERENCE["loss"] if readme else None
     if a.train_reference:
         r = Reference(ids[:n_train], vocab)
-        r.steps(REF_STEPS)
+        r.steps(budget_steps)
         ref = r.loss(ids[n_train:])
     last = max(recs, key=lambda r: (r.get("step", 0), "val_loss" in r))   # the final step's record
     print(f"rnnkit (defaults {a.args or ''}): {last['step']:,} steps, {last['chars']:,} chars, "
           f"{last['time']:.0f} s of training ({wall:.0f} s wall with evaluation and checkpoints)")
     print(f"validation ({static['chars']:,} chars, one stream, last checkpoint):")
-    print(f"  rnnkit static   {static['loss']:.4f} nats/char ({static['bpc']:.3f} bpc)  target <= {TARGETS['static']}")
-    print(f"  rnnkit dynamic  {dynamic['loss']:.4f} nats/char ({dynamic['bpc']:.3f} bpc)  target <= "
-          f"{TARGETS['dynamic']} (lr {dynamic['dynamic_lr']:g}, decay {dynamic['dynamic_decay']:g}, "
-          f"segment {dynamic['segment']})")
-    print(f"  plain LSTM reference at {REF_STEPS:,} steps  {ref:.4f}" + ("" if a.train_reference else " (README)"))
-    print("  nanoGPT small transformer, same budget, reference machine: "
-          + ", ".join(f"{v} ({k})" for k, v in NANOGPT.items()))
-    print(json.dumps({"budget_s": budget, "steps": last["step"], "static": static["loss"],
-                      "dynamic": dynamic["loss"], "reference": ref,
-                      "met": static["loss"] <= TARGETS["static"] and dynamic["loss"] <= TARGETS["dynamic"]}))
+    target = (lambda kind: f"  target <= {TARGETS[kind]}") if readme else (lambda kind: "")
+    print(f"  rnnkit static   {static['loss']:.4f} nats/char ({static['bpc']:.3f} bpc){target('static')}")
+    print(f"  rnnkit dynamic  {dynamic['loss']:.4f} nats/char ({dynamic['bpc']:.3f} bpc){target('dynamic')} "
+          f"(lr {dynamic['dynamic_lr']:g}, decay {dynamic['dynamic_decay']:g}, segment {dynamic['segment']})")
+    print(f"  plain LSTM reference at {budget_steps:,} steps  "
+          + (f"{ref:.4f}" + ("" if a.train_reference else " (README)") if ref is not None
+             else "not trained (--train-reference)"))
+    if readme:
+        print("  nanoGPT small transformer, same budget, reference machine: "
+              + ", ".join(f"{v} ({k})" for k, v in NANOGPT.items()))
+    print(json.dumps({"data": str(data), "budget_steps": budget_steps, "budget_s": budget, "steps": last["step"],
+                      "static": static["loss"], "dynamic": dynamic["loss"], "reference": ref,
+                      "met": (static["loss"] <= TARGETS["static"] and dynamic["loss"] <= TARGETS["dynamic"])
+                      if readme else None}))
 
 
 if __name__ == "__main__":

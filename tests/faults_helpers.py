@@ -12,6 +12,8 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from rnnkit.checkpoint import load_checkpoint, save_checkpoint
 from rnnkit.cli import main
 
@@ -126,3 +128,20 @@ def deadline(seconds: int, what: str):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def rows_csv(n: int = 60) -> str:
+    rng = np.random.default_rng(0)
+    close = 100 + np.cumsum(rng.normal(0, 1, n))
+    days = np.arange("2020-01-01", n, dtype="datetime64[D]")
+    return "Date,Open,High,Low,Volume,Close\n" + "".join(
+        f"{days[i]},{close[i] + .1:.4f},{close[i] + 1:.4f},{close[i] - 1:.4f},{1000 + i},{close[i]:.4f}\n"
+        for i in range(n))
+
+
+def error_line(r) -> str:
+    """The one `rnnkit: error:` line of a refusal (no traceback, nothing on stdout)."""
+    assert not r.timed_out and "Traceback" not in r.err, r
+    lines = [line for line in r.err_lines if ": error: " in line]
+    assert r.rc in (1, 2) and len(lines) == 1, r
+    return lines[0]

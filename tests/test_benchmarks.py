@@ -68,6 +68,16 @@ def test_train_throughput_races_rnnkit_against_the_plain_loop():
     assert re.search(r"target >= \d+(\.\d+)?x\)", out), out
 
 
+@needs_data
+def test_train_throughput_races_the_recipe_against_the_plain_reference():
+    out = bench("train_throughput.py", "--hidden", "--recipe", "--quick", "--blocks", "1", "--threads", "1")
+    table = rows(out, ["model", "trainer", "chars/s", "vs plain"])
+    assert table[0][:2] == ["H256 fp32", "plain PyTorch loop"], out           # the reference loop
+    assert re.fullmatch(r"recipe \d+x\d+ (auto|fp32|bf16)", table[1][0]) and table[1][1] == "rnnkit train", out
+    positive(table[1][3], RATIO)
+    assert "target" not in out.split("recipe", 2)[-1]               # no same-model target for another model
+
+
 def test_sample_throughput_medians_over_fresh_processes():
     out = bench("sample_throughput.py", "--hidden", "16", "--blocks", "1", "--length", "10", "--runs", "2",
                 "--threads", "1")

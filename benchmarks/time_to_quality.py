@@ -101,7 +101,7 @@ def corpus_file(name: str, out: Path) -> Path:
 def encode(text: str) -> tuple[np.ndarray, int]:
     symbols = sorted(set(text))
     lookup = {c: i for i, c in enumerate(symbols)}
-    return np.array([lookup[c] for c in text], dtype=np.uint8), len(symbols)
+    return np.array([lookup[c] for c in text], dtype=np.int32), len(symbols)
 
 
 def measure_budget(train: np.ndarray, vocab: int, steps: int, total: int, warmup: int = 10) -> float:
@@ -145,6 +145,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     print(machine(), flush=True)
     out = Path(a.out or tempfile.mkdtemp(prefix="rnnkit-ttq-"))
+    out.mkdir(parents=True, exist_ok=True)
     data = corpus_file(a.corpus, out) if a.corpus else Path(a.data)
     text = data.read_text(encoding="utf-8")
     ids, vocab = encode(text)

@@ -4,6 +4,8 @@
     python benchmarks/train_throughput.py --quick     # blocks of 25 steps, cadence scaled to match
     python benchmarks/train_throughput.py --vs-keras  # add Keras when TensorFlow is installed
     python benchmarks/train_throughput.py --quick --runs 3   # the median of 3 fresh processes
+    python benchmarks/train_throughput.py --recipe --hidden  # the recipe (`rnnkit train`'s defaults)
+                                                      # against the plain fp32 2x256 reference loop
 
 Both train Embedding(65, 64) -> 2-layer LSTM -> Linear(65) on ../shared/data/tinyshakespeare.txt,
 seq 100, batch 64, Adam (lr 2e-3), gradient clipping at 1, 2 threads, char-rnn streams with the
@@ -12,6 +14,10 @@ Trainer, logging (every 20 steps), evaluation (50,000 chars every 200 steps, wit
 sample) and `last`/`best` checkpoints (every 200 steps). A block is one such cadence period, so
 every rnnkit block pays for one evaluation and one checkpoint. Blocks of the plain loop run
 between rnnkit's blocks (taken out of rnnkit's clock), so a busy machine slows both alike.
+
+--recipe adds a row where rnnkit trains its recommended recipe (`rnnkit train`'s default model and
+precision, regularisers included) and the plain loop is the fp32 2x256 reference: the speed side of
+benchmarks/time_to_quality.py.
 
 --vs-keras times the same model with Keras `fit` (stateless windows, Adam, clipnorm 1), its blocks
 interleaved with plain-loop blocks of their own; TensorFlow is not a dependency of rnnkit: install
@@ -34,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 import rnnkit.lm
-from rnnkit.config import TrainConfig
+from rnnkit.config import ModelConfig, TrainConfig
 from rnnkit.windows import StreamBatches
 
 SEQ, BATCH, LR = 100, 64, 2e-3
@@ -78,10 +84,13 @@ def encode(data: Path) -> tuple[np.ndarray, int]:
     return np.searchsorted(np.array([ord(c) for c in symbols]), ids).astype(np.uint8), len(symbols)
 
 
-def race(data: Path, hidden: int, blocks: int, block: int, warmup: int, cadence: dict, threads: int) -> dict:
-    """Median chars/s of rnnkit and the plain loop, blocks interleaved inside one rnnkit run."""
+def race(data: Path, hidden: int | str, blocks: int, block: int, warmup: int, cadence: dict, threads: int) -> dict:
+    """Median chars/s of rnnkit and the plain loop, blocks interleaved inside one rnnkit run.
+    hidden "recipe": rnnkit trains its default model against the plain 2x256 loop."""
     ids, vocab_size = encode(data)
-    plain = PlainLoop(ids[: int(len(ids) * 0.9)], hidden, vocab_size)
+    recipe = hidden == "recipe"
+    plain = PlainLoop(ids[: int(len(ids) * 0.9)], 256 if recipe else hidden, vocab_size)
+    model_cfg = ModelConfig(vocab_size=vocab_size) if recipe else make_model(hidden).config
     rates = {"plain": [], "rnnkit": []}
     clock = {"start": None}
 
@@ -109,7 +118,7 @@ def race(data: Path, hidden: int, blocks: int, block: int, warmup: int, cadence:
         real = rnnkit.lm.StreamBatches
         rnnkit.lm.StreamBatches = TimedBatches
         try:
-            rnnkit.lm.train_lm(cfg, make_model(hidden).config, Path(tmp) / "run")
+            rnnkit.lm.train_lm(cfg, model_cfg, Path(tmp) / "run")
         finally:
             rnnkit.lm.StreamBatches = real
     pairs = [r / p for r, p in zip(rates["rnnkit"], rates["plain"])]    # neighbours in time
@@ -160,6 +169,15 @@ def versus_keras(data: Path, hidden: int, blocks: int, block: int, threads: int)
     return {k: median(v) for k, v in rates.items()} | {"ratio": median(pairs)}
 
 
+def sizes(a: argparse.Namespace) -> list:
+    return [*a.hidden] + ["recipe"] * a.recipe
+
+
+def recipe_name() -> str:
+    m, t = ModelConfig(), TrainConfig()
+    return f"recipe {m.layers}x{m.hidden} {t.precision}"
+
+
 def measure(a: argparse.Namespace, data: Path) -> dict:
     """One process's figures: chars/s and ratios per hidden size."""
     torch.set_num_threads(a.threads)
@@ -168,10 +186,10 @@ def measure(a: argparse.Namespace, data: Path) -> dict:
     else:
         block, cadence = 200, {}          # rnnkit's defaults: eval and save every 200 steps
     figures = {}
-    for hidden in a.hidden:
+    for hidden in sizes(a):
         r = race(data, hidden, a.blocks, block, warmup=5, cadence=cadence, threads=a.threads)
         figures |= {f"{k}.{hidden}": v for k, v in r.items()}
-        k = versus_keras(data, hidden, a.blocks, block, a.threads) if a.vs_keras else None
+        k = versus_keras(data, hidden, a.blocks, block, a.threads) if a.vs_keras and hidden != "recipe" else None
         if k is not None:
             figures |= {f"keras_{n}.{hidden}": v for n, v in k.items()}
     return figures
@@ -180,12 +198,13 @@ def measure(a: argparse.Namespace, data: Path) -> dict:
 def report(a: argparse.Namespace, runs: list[dict]) -> None:
     f = medians(runs)
     rows, summary = [], []
-    for h in a.hidden:
-        rows.append([f"H{h}", "plain PyTorch loop", f"{f[f'plain.{h}']:,.0f}", "1.00x"])
-        rows.append([f"H{h}", "rnnkit train", f"{f[f'rnnkit.{h}']:,.0f}", f"{f[f'ratio.{h}']:.2f}x"])
+    for h in sizes(a):
+        label = recipe_name() if h == "recipe" else f"H{h}"
+        rows.append([label if h != "recipe" else "H256 fp32", "plain PyTorch loop", f"{f[f'plain.{h}']:,.0f}", "1.00x"])
+        rows.append([label, "rnnkit train", f"{f[f'rnnkit.{h}']:,.0f}", f"{f[f'ratio.{h}']:.2f}x"])
         each = ", ".join(f"{r[f'ratio.{h}']:.3f}" for r in runs)
-        summary.append(f"H{h}: rnnkit {f[f'ratio.{h}']:.3f}x the plain loop (median ratio of neighbouring "
-                       f"blocks; per process: {each}; target >= 0.95x)")
+        summary.append(f"{label}: rnnkit {f[f'ratio.{h}']:.3f}x the plain loop (median ratio of neighbouring "
+                       f"blocks; per process: {each}" + ("; target >= 0.95x)" if h != "recipe" else ")"))
         if f"keras_ratio.{h}" in f:
             rows.append([f"H{h}", "Keras fit", f"{f[f'keras_keras.{h}']:,.0f}", f"{f[f'keras_ratio.{h}']:.2f}x"])
             summary.append(f"H{h}: rnnkit {f[f'ratio.{h}'] / f[f'keras_ratio.{h}']:.2f}x Keras fit "
@@ -202,7 +221,8 @@ def report(a: argparse.Namespace, runs: list[dict]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--hidden", type=int, nargs="+", default=[256, 512])
+    ap.add_argument("--hidden", type=int, nargs="*", default=[256, 512])
+    ap.add_argument("--recipe", action="store_true", help="also race the recipe against the plain 2x256 loop")
     ap.add_argument("--blocks", type=int, default=5, help="timed blocks per side (median taken)")
     ap.add_argument("--runs", type=int, default=1, help="repeat in this many fresh processes (median taken)")
     ap.add_argument("--threads", type=int, default=2)
@@ -216,7 +236,7 @@ def main() -> None:
         print(json.dumps(measure(a, data)))
         return
     argv = ["--hidden", *map(str, a.hidden), "--blocks", str(a.blocks), "--threads", str(a.threads)]
-    argv += ["--quick"] * a.quick + ["--vs-keras"] * a.vs_keras
+    argv += ["--quick"] * a.quick + ["--vs-keras"] * a.vs_keras + ["--recipe"] * a.recipe
     report(a, in_processes(__file__, argv, a.runs) if a.runs > 1 else [measure(a, data)])
 
 

@@ -1,5 +1,7 @@
 """AWD-LSTM regularisers: off means unchanged, masks per batch / per sequence, eval applies none,
 the fused kernel runs (no per-step loop), checkpoint names unchanged, weight decay groups."""
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,9 +14,12 @@ from rnnkit.regularize import embed_dropout, locked_dropout, param_groups
 V = 11
 
 
+OFF = dict(weight_drop=0.0, embed_dropout=0.0, locked_dropout=0.0)   # whatever the defaults are
+
+
 def model(seed=0, **kw):
     torch.manual_seed(seed)
-    return SequenceModel(ModelConfig(vocab_size=V, hidden=16, embed=8, layers=2, **kw))
+    return SequenceModel(ModelConfig(vocab_size=V, hidden=16, embed=8, layers=2, **(OFF | kw)))
 
 
 def batch(seed, b=4, t=12):
@@ -143,6 +148,30 @@ def test_checkpoint_names_unchanged_and_old_weights_load():
     plain, reg = model(), model(weight_drop=0.5, locked_dropout=0.2)
     assert list(reg.state_dict()) == list(plain.state_dict())
     reg.load_state_dict(plain.state_dict())              # an old checkpoint's weights
+
+
+def test_a_record_that_predates_the_regularisers_trains_without_them(tmp_path):
+    """A 0.1 checkpoint's model config has no regulariser keys: it was trained without them, so
+    loading (and resuming) it must not switch on today's defaults."""
+    from rnnkit.checkpoint import load_model, save_checkpoint
+    from rnnkit.vocab import Vocab
+    @dataclasses.dataclass
+    class OnByDefault(ModelConfig):              # as if the recipe switched them on
+        weight_drop: float = 0.3
+        locked_dropout: float = 0.2
+
+    saved_before = {"vocab_size": V, "hidden": 16}
+    assert OnByDefault.from_dict(saved_before).weight_drop == 0.3            # a config file: defaults
+    assert OnByDefault.from_record(saved_before).weight_drop == 0.0          # a record: off, as trained
+    assert OnByDefault.from_record(saved_before).locked_dropout == 0.0
+    assert OnByDefault.from_record(saved_before | {"locked_dropout": 0.1}).locked_dropout == 0.1   # kept
+    m = model()
+    old = {k: v for k, v in m.config.to_dict().items() if k not in OFF}
+    vocab = Vocab([chr(97 + i) for i in range(V)])
+    weights = {f"model.{k}": v for k, v in m.state_dict().items()}
+    save_checkpoint(tmp_path / "old.safetensors", weights, {"kind": "charlm", "model": old, "vocab": vocab.to_json()})
+    loaded = load_model(tmp_path / "old.safetensors")
+    assert all(getattr(loaded.config, k) == 0.0 for k in OFF), loaded.config
 
 
 def test_packed_batches_refused_with_weight_drop():

@@ -232,7 +232,7 @@ def build_model(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[S
     check_charlm_sizes(ckpt.tensors, meta, source)  # sizes agree with the weights before anything is built
     try:
         vocab = Vocab.from_json(meta["vocab"])
-        model = SequenceModel(ModelConfig.from_dict(meta["model"], where=f"{source} model config"))
+        model = SequenceModel(ModelConfig.from_record(meta["model"], where=f"{source} model config"))
     except (UsageError, KeyError) as e:
         raise CheckpointError(f"{source}: inconsistent checkpoint ({e})")
     if len(vocab) != model.config.vocab_size:
@@ -301,7 +301,7 @@ def validate_meta(meta: dict, path: Path, tensors: dict | None = None) -> None:
         if key in meta and not isinstance(meta[key], dict):
             raise bad(key, f"must be an object (got {type(meta[key]).__name__})")
     try:
-        cfg = ModelConfig.from_dict(meta["model"], where="model config")
+        cfg = ModelConfig.from_record(meta["model"], where="model config")
         v = meta["vocab"]
         check_symbols(v.get("symbols") if isinstance(v.get("symbols"), str) else "", v.get("kind", "chars"))
     except UsageError as e:
@@ -321,7 +321,7 @@ def check_charlm_sizes(tensors: dict[str, torch.Tensor], meta: dict, source: Pat
     device (no memory is allocated): an edited `hidden` or `vocab_size` is refused here, before
     SequenceModel would allocate it. A model beyond the machine's memory is refused too."""
     try:
-        cfg = ModelConfig.from_dict(meta["model"], where=f"{source} model config")
+        cfg = ModelConfig.from_record(meta["model"], where=f"{source} model config")
         with torch.device("meta"):
             probe = SequenceModel(cfg)
     except (UsageError, KeyError, TypeError) as e:

@@ -64,7 +64,7 @@ def split_config(d: dict, where: str) -> tuple[TrainConfig, ModelConfig]:
             raise UsageError(f"{where} has unknown key(s) {', '.join(extra)}; a run's config.json holds "
                              "train, model and vocab_size")
         model = {k: v for k, v in d["model"].items() if k != "vocab_size"}
-        return TrainConfig.from_dict(d["train"], where), ModelConfig.from_dict(model, where)
+        return TrainConfig.from_dict(d["train"], where), ModelConfig.from_record(model, where)
     mkeys = set(ModelConfig.__dataclass_fields__) - {"vocab_size"}
     allowed = mkeys | set(TrainConfig.__dataclass_fields__)
     unknown = sorted(set(d) - allowed)

@@ -31,6 +31,17 @@ class ModelConfig(Config):
     locked_dropout: float = opt(0.0, "locked (variational) dropout between layers and before the head, "
                                 "one mask per sequence; adds to --dropout", lo=0.0, hi=0.95)
 
+    @classmethod
+    def from_record(cls, d: dict, where: str = "model config") -> "ModelConfig":
+        """A saved model config (a checkpoint's): the regularisers it predates were off when it
+        was trained, whatever the defaults are now, so a resumed run trains as it did."""
+        if isinstance(d, dict):
+            d = {k: 0.0 for k in REGULARISERS} | d
+        return cls.from_dict(d, where=where)
+
+
+REGULARISERS = ("weight_drop", "embed_dropout", "locked_dropout")   # fields rnnkit 0.1 did not have
+
 
 @dataclass
 class TrainConfig(Config):

@@ -130,4 +130,4 @@ def resume_point(run_dir: Path, changes: dict, warn) -> tuple[Checkpoint, TrainC
                          "fixes them); start a new run in another directory to change them")
     tcfg = TrainConfig.from_dict(meta["train"], where=f"{ckpt.path} train config")
     tcfg = dataclasses.replace(tcfg, **changes).validate()
-    return ckpt, tcfg, ModelConfig.from_dict(meta["model"], where=f"{ckpt.path} model config")
+    return ckpt, tcfg, ModelConfig.from_record(meta["model"], where=f"{ckpt.path} model config")

@@ -49,6 +49,15 @@ def machine() -> str:
             f"{torch.get_num_threads()} torch threads; torch {torch.__version__}")
 
 
+def encode_text(text: str):
+    """The reference loops' ids: each character's index among the text's sorted symbols (int32, so
+    any vocabulary fits), and the number of symbols."""
+    import numpy as np
+    symbols = np.array(sorted({ord(c) for c in text}), dtype=np.uint32)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return np.searchsorted(symbols, codes).astype(np.int32), len(symbols)
+
+
 def streams(ids, batch: int, seq: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The reference loops' batching: the text cut into `batch` parallel streams, read `seq` ids a
     step with the state carried (char-rnn). Returns inputs and targets (B, L) and steps per epoch."""

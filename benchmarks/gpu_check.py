@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import make_model, need_data, table
+from _bench import encode_text, make_model, need_data, table
 
 import torch
 
@@ -59,11 +59,9 @@ def plain_train_rate(data: Path, hidden: int, steps: int, warmup: int, batch: in
     """The plain loop (nn.LSTM, Adam, clipping, bf16 autocast on CUDA like rnnkit) for comparison."""
     import numpy as np
     import torch.nn.functional as F
-    text = data.read_text(encoding="utf-8")
-    symbols = sorted(set(text))
-    ids = torch.tensor(np.searchsorted(np.array([ord(c) for c in symbols]),
-                                       np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)))
-    m = make_model(hidden, len(symbols)).to(device).train()
+    codes, vocab_size = encode_text(data.read_text(encoding="utf-8"))
+    ids = torch.from_numpy(codes.astype(np.int64))
+    m = make_model(hidden, vocab_size).to(device).train()
     opt = torch.optim.Adam(m.parameters(), lr=2e-3)
     length = (len(ids) - 1) // batch
     xs = ids[: batch * length].view(batch, length).to(device)

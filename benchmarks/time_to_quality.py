@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import DATA, ROOT, machine, streams
+from _bench import DATA, ROOT, encode_text, machine, streams
 
 import numpy as np
 import torch
@@ -98,12 +98,6 @@ def corpus_file(name: str, out: Path) -> Path:
     return path
 
 
-def encode(text: str) -> tuple[np.ndarray, int]:
-    symbols = sorted(set(text))
-    lookup = {c: i for i, c in enumerate(symbols)}
-    return np.array([lookup[c] for c in text], dtype=np.int32), len(symbols)
-
-
 def measure_budget(train: np.ndarray, vocab: int, steps: int, total: int, warmup: int = 10) -> float:
     """Seconds the reference needs for `total` steps, scaled from `steps` timed ones."""
     ref = Reference(train, vocab)
@@ -148,14 +142,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = corpus_file(a.corpus, out) if a.corpus else Path(a.data)
     text = data.read_text(encoding="utf-8")
-    ids, vocab = encode(text)
-    budget_steps = a.budget_steps
+    ids, vocab = encode_text(text)
     n_train = len(ids) - int(len(ids) * 0.1)
     budget = a.budget
     if a.steps is None and budget is None:
-        budget = measure_budget(ids[:n_train], vocab, a.ref_steps, budget_steps)
+        budget = measure_budget(ids[:n_train], vocab, a.ref_steps, a.budget_steps)
         print(f"data: {data} ({len(text):,} characters, vocabulary {vocab})")
-        print(f"budget: {budget:.0f} s = what the plain fp32 reference needs for {budget_steps:,} steps here "
+        print(f"budget: {budget:.0f} s = what the plain fp32 reference needs for {a.budget_steps:,} steps here "
               f"(timed over {a.ref_steps} steps, {a.threads} threads)", flush=True)
     run = out / "run"
     limit = ["--max-steps", str(a.steps)] if a.steps else ["--max-time", f"{budget * a.fraction:.1f}"]
@@ -169,11 +162,11 @@ def main() -> None:
     val.write_text(text[n_train:], encoding="utf-8")
     static = score(run, val, [])
     dynamic = score(run, val, ["--dynamic", *shlex.split(a.dynamic_args)])
-    readme = data.resolve() == DATA.resolve() and budget_steps == REF_STEPS
+    readme = data.resolve() == DATA.resolve() and a.budget_steps == REF_STEPS
     ref = REFERENCE["loss"] if readme else None
     if a.train_reference:
         r = Reference(ids[:n_train], vocab)
-        r.steps(budget_steps)
+        r.steps(a.budget_steps)
         ref = r.loss(ids[n_train:])
     last = max(recs, key=lambda r: (r.get("step", 0), "val_loss" in r))   # the final step's record
     print(f"rnnkit (defaults {a.args or ''}): {last['step']:,} steps, {last['chars']:,} chars, "
@@ -183,13 +176,13 @@ def main() -> None:
     print(f"  rnnkit static   {static['loss']:.4f} nats/char ({static['bpc']:.3f} bpc){target('static')}")
     print(f"  rnnkit dynamic  {dynamic['loss']:.4f} nats/char ({dynamic['bpc']:.3f} bpc){target('dynamic')} "
           f"(lr {dynamic['dynamic_lr']:g}, decay {dynamic['dynamic_decay']:g}, segment {dynamic['segment']})")
-    print(f"  plain LSTM reference at {budget_steps:,} steps  "
+    print(f"  plain LSTM reference at {a.budget_steps:,} steps  "
           + (f"{ref:.4f}" + ("" if a.train_reference else " (README)") if ref is not None
              else "not trained (--train-reference)"))
     if readme:
         print("  nanoGPT small transformer, same budget, reference machine: "
               + ", ".join(f"{v} ({k})" for k, v in NANOGPT.items()))
-    print(json.dumps({"data": str(data), "budget_steps": budget_steps, "budget_s": budget, "steps": last["step"],
+    print(json.dumps({"data": str(data), "budget_steps": a.budget_steps, "budget_s": budget, "steps": last["step"],
                       "static": static["loss"], "dynamic": dynamic["loss"], "reference": ref,
                       "met": (static["loss"] <= TARGETS["static"] and dynamic["loss"] <= TARGETS["dynamic"])
                       if readme else None}))

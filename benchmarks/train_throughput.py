@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import in_processes, interleaved, machine, make_model, median, medians, need_data, streams, table
+from _bench import encode_text, in_processes, interleaved, machine, make_model, median, medians, need_data, streams, table
 
 import numpy as np
 import torch
@@ -76,18 +76,10 @@ class PlainLoop:
         return steps * SEQ * BATCH / (time.perf_counter() - t)
 
 
-def encode(data: Path) -> tuple[np.ndarray, int]:
-    """The text as uint8 ids of its sorted symbols, and the number of symbols."""
-    text = data.read_text(encoding="utf-8")
-    symbols = sorted(set(text))
-    ids = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    return np.searchsorted(np.array([ord(c) for c in symbols]), ids).astype(np.uint8), len(symbols)
-
-
 def race(data: Path, hidden: int | str, blocks: int, block: int, warmup: int, cadence: dict, threads: int) -> dict:
     """Median chars/s of rnnkit and the plain loop, blocks interleaved inside one rnnkit run.
     hidden "recipe": rnnkit trains its default model against the plain 2x256 loop."""
-    ids, vocab_size = encode(data)
+    ids, vocab_size = encode_text(data.read_text(encoding="utf-8"))
     recipe = hidden == "recipe"
     plain = PlainLoop(ids[: int(len(ids) * 0.9)], 256 if recipe else hidden, vocab_size)
     model_cfg = ModelConfig(vocab_size=vocab_size) if recipe else make_model(hidden).config
@@ -148,7 +140,7 @@ def keras_model(vocab_size: int, hidden: int, threads: int):
 def versus_keras(data: Path, hidden: int, blocks: int, block: int, threads: int) -> dict | None:
     """Median chars/s of Keras `fit` and of the plain loop, blocks interleaved (None without
     TensorFlow). Keras trains on consecutive windows, stateless, as `fit` does by default."""
-    ids, vocab_size = encode(data)
+    ids, vocab_size = encode_text(data.read_text(encoding="utf-8"))
     model = keras_model(vocab_size, hidden, threads)
     if model is None:
         return None
@@ -199,8 +191,8 @@ def report(a: argparse.Namespace, runs: list[dict]) -> None:
     f = medians(runs)
     rows, summary = [], []
     for h in sizes(a):
-        label = recipe_name() if h == "recipe" else f"H{h}"
-        rows.append([label if h != "recipe" else "H256 fp32", "plain PyTorch loop", f"{f[f'plain.{h}']:,.0f}", "1.00x"])
+        label, plain = (recipe_name(), "H256 fp32") if h == "recipe" else (f"H{h}", f"H{h}")
+        rows.append([plain, "plain PyTorch loop", f"{f[f'plain.{h}']:,.0f}", "1.00x"])
         rows.append([label, "rnnkit train", f"{f[f'rnnkit.{h}']:,.0f}", f"{f[f'ratio.{h}']:.2f}x"])
         each = ", ".join(f"{r[f'ratio.{h}']:.3f}" for r in runs)
         summary.append(f"{label}: rnnkit {f[f'ratio.{h}']:.3f}x the plain loop (median ratio of neighbouring "

@@ -278,22 +278,23 @@ def cmd_export(a) -> int:
     return 0
 
 
+def run_command(sub, name: str, help: str, config, func) -> Parser:
+    """A command on a trained run: `rnnkit NAME RUN_DIR` plus its config's options."""
+    parser = sub.add_parser(name, help=help)
+    parser.add_argument("run", metavar="RUN_DIR")
+    config.add_arguments(parser)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def add_generation_commands(sub) -> None:
-    sc = sub.add_parser("score", help="bits per character of each line of a text (what does not belong)")
-    sc.add_argument("run", metavar="RUN_DIR")
+    sc = run_command(sub, "score", "bits per character of each line of a text (what does not belong)",
+                     ScoreConfig, cmd_score)
     sc.add_argument("file", metavar="FILE", nargs="?", default="-", help="text file, or - for standard input")
-    ScoreConfig.add_arguments(sc)
-    sc.set_defaults(func=cmd_score)
-
-    se = sub.add_parser("serve", help="a local HTTP server and page for a trained run (needs rnnkit[serve])")
-    se.add_argument("run", metavar="RUN_DIR")
-    ServeConfig.add_arguments(se)
-    se.set_defaults(func=cmd_serve)
-
-    ex = sub.add_parser("export", help="export a trained run to ONNX (the step and the sequence forward)")
-    ex.add_argument("run", metavar="RUN_DIR")
-    ExportConfig.add_arguments(ex)
-    ex.set_defaults(func=cmd_export)
+    run_command(sub, "serve", "a local HTTP server and page for a trained run (needs rnnkit[serve])",
+                ServeConfig, cmd_serve)
+    run_command(sub, "export", "export a trained run to ONNX (the step and the sequence forward)",
+                ExportConfig, cmd_export)
 
 
 def build_parser() -> Parser:
@@ -317,17 +318,10 @@ def build_parser() -> Parser:
     ModelConfig.add_arguments(tr)
     tr.set_defaults(func=cmd_train)
 
-    sa = sub.add_parser("sample", help="generate text from a trained run")
-    sa.add_argument("run", metavar="RUN_DIR")
-    SampleConfig.add_arguments(sa)
-    sa.set_defaults(func=cmd_sample)
-
-    ev = sub.add_parser("eval", help="loss, bits per character and accuracy on a text file")
-    ev.add_argument("run", metavar="RUN_DIR")
+    run_command(sub, "sample", "generate text from a trained run", SampleConfig, cmd_sample)
+    ev = run_command(sub, "eval", "loss, bits per character and accuracy on a text file", EvalConfig, cmd_eval)
     ev.add_argument("file", metavar="FILE")
     ev.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    EvalConfig.add_arguments(ev)
-    ev.set_defaults(func=cmd_eval)
 
     fc = sub.add_parser("forecast", help="forecast a numeric series; compare with the naive forecast")
     fc.add_argument("csv", nargs="?", metavar="CSV", help="CSV file (none: the built-in GOOG daily series)")

@@ -55,8 +55,7 @@ class TrainConfig(Config):
     batch: int = opt(64, "windows per step (global batch across all processes)", lo=1, hi=1 << 20)
     batching: str = opt("streams", "streams: char-rnn parallel streams with carried state; "
                         "random: independent random windows", choices=("streams", "random"))
-    lr: float | None = opt(None, "AdamW peak learning rate (after warm-up); none: chosen from the epochs "
-                           "the run will train, 5e-3 up to 15 down to 2e-3 from 40", above=0.0, hi=10.0)
+    lr: float = opt(2e-3, "AdamW learning rate (peak, after warm-up)", above=0.0, hi=10.0)
     schedule: str = opt("cosine", "learning-rate schedule", choices=("cosine", "constant"))
     decay_steps: int | None = opt(None, "cosine schedule length in steps (default: --max-steps, "
                                   "or what --max-time allows)", lo=1)

@@ -38,7 +38,7 @@ from .resume import resume_point, restore_state, state_tensors
 from .rundir import RunDir, data_record, resumed_ids
 from .runlog import METRICS, RunLog
 from .sample import generate
-from .train import Hooks, LoopConfig, Trainer, TrainState, auto_lr
+from .train import Hooks, LoopConfig, Trainer, TrainState
 from .vocab import Vocab
 from .windows import RandomWindows, StreamBatches, split_ids
 
@@ -129,9 +129,8 @@ def open_session(tcfg: TrainConfig, mcfg: ModelConfig, run: RunDir, ckpt: Option
     s.net = DistributedDataParallel(s.model, device_ids=[d.device.index] if d.device.type == "cuda" else None) \
         if d.active else s.model
     # fused: one pass over each parameter instead of ~10 elementwise kernels (CPU and CUDA)
-    # the lr is set at every step (Trainer.peak_lr and the schedule); this is a placeholder
-    s.opt = torch.optim.AdamW(param_groups(s.model, tcfg.weight_decay), lr=tcfg.lr or auto_lr(None),
-                              weight_decay=tcfg.weight_decay, fused=d.device.type in ("cpu", "cuda"))
+    s.opt = torch.optim.AdamW(param_groups(s.model, tcfg.weight_decay), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
+                              fused=d.device.type in ("cpu", "cuda"))
     return s
 
 
@@ -264,10 +263,6 @@ def check_train_memory(mcfg: ModelConfig, tcfg: TrainConfig, d: distributed.Dist
                  device=d.device)
 
 
-def peak(t: TrainConfig) -> str:
-    return f"{t.lr:g}" if t.lr is not None else "lr (auto)"
-
-
 def schedule_notes(s: Session, changes: Optional[dict]) -> list[str]:
     """What the schedule will do that a user may not expect (refused where it cannot work)."""
     t, st, notes = s.tcfg, s.state, []
@@ -276,12 +271,12 @@ def schedule_notes(s: Session, changes: Optional[dict]) -> list[str]:
                          f"{t.val_fraction} leaves {len(s.val_ids)} characters; raise it or drop patience")
     if changes is None and t.max_steps is not None and t.warmup >= t.max_steps:
         notes.append(f"warm-up ({t.warmup} steps) is as long as the run ({t.max_steps} steps): the learning "
-                     f"rate never reaches its peak {peak(t)}; lower {param('warmup')}")
+                     f"rate never reaches {t.lr:g}; lower {param('warmup')}")
     extended = (changes is not None and st is not None and st.horizon is not None and t.schedule == "cosine"
                 and "decay_steps" not in changes and t.max_steps is not None and t.max_steps > st.horizon)
     if extended:
         notes.append(f"the cosine schedule ends at step {st.horizon}: steps {st.horizon + 1}-{t.max_steps} train at "
-                     f"its floor, {t.min_lr_ratio:g} x {peak(t)}. To decay over the longer run instead, add "
+                     f"its floor lr {t.lr * t.min_lr_ratio:.3g}. To decay over the longer run instead, add "
                      f"{setting('decay_steps', t.max_steps)} (the cosine is stretched from where it is)")
     return notes
 

@@ -100,7 +100,7 @@ class LoopConfig:
     """What the long loop needs to know: the schedule, the limits and the cadences. Built from any
     config with fields of the same names (the LM's TrainConfig) by `LoopConfig.of(cfg)`."""
 
-    lr: Optional[float] = 2e-3         # None: auto_lr() from the epochs the run will train
+    lr: float = 2e-3
     schedule: str = "cosine"           # cosine | constant
     decay_steps: Optional[int] = None  # cosine length; default: max_steps, or what max_time allows
     warmup: int = 0
@@ -119,31 +119,14 @@ class LoopConfig:
         return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls) if hasattr(cfg, f.name)})
 
 
-AUTO_LR = (5e-3, 2e-3)       # auto peak lr for runs of at most / at least AUTO_EPOCHS epochs
-AUTO_EPOCHS = (15.0, 40.0)   # measured on tinyshakespeare's training tail (README: "The recipe")
-
-
-def auto_lr(epochs: Optional[float]) -> float:
-    """The peak lr when --lr is not given: short runs underfit and want a high one, long runs
-    overfit and want a low one; geometric in between. Unknown length (no limit yet): the low one."""
-    high, low = AUTO_LR
-    if epochs is None:
-        return low
-    a, b = (math.log(e) for e in AUTO_EPOCHS)
-    f = min(1.0, max(0.0, (math.log(max(epochs, 1e-9)) - a) / (b - a)))
-    return high * (low / high) ** f
-
-
-def lr_at(cfg: LoopConfig, step: int, horizon: Optional[int], peak: Optional[float] = None) -> float:
-    """Linear warm-up, then cosine decay to peak * min_lr_ratio at `horizon` (constant after).
-    `peak`: the peak lr (default: cfg.lr)."""
-    peak = cfg.lr if peak is None else peak
+def lr_at(cfg: LoopConfig, step: int, horizon: Optional[int]) -> float:
+    """Linear warm-up, then cosine decay to lr * min_lr_ratio at `horizon` (constant after)."""
     if step < cfg.warmup:
-        return peak * (step + 1) / cfg.warmup
+        return cfg.lr * (step + 1) / cfg.warmup
     if cfg.schedule == "constant" or not horizon:
-        return peak
+        return cfg.lr
     progress = min(1.0, (step - cfg.warmup) / max(1, horizon - cfg.warmup))
-    return peak * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 class Interrupted(RnnkitError):
@@ -238,7 +221,7 @@ class Trainer:
         if not self.batches.carries_state or self.batches.starts_epoch(s.step):
             s.carried = None
         x, y = self.batches.get(s.step, self.d.device)
-        lr = lr_at(cfg, s.step, s.horizon, self.peak_lr())
+        lr = lr_at(cfg, s.step, s.horizon)
         for g in self.opt.param_groups:
             g["lr"] = lr
         self.model.train()
@@ -263,12 +246,6 @@ class Trainer:
         s.step += 1
         s.chars += x.numel() * self.d.world
         return mean_loss, signalled
-
-    def peak_lr(self) -> float:
-        """--lr, or auto_lr() from the epochs to the schedule's end (refitted with its length)."""
-        if self.cfg.lr is not None:
-            return self.cfg.lr
-        return auto_lr(self.batches.epochs(self.state.horizon) if self.state.horizon else None)
 
     def should_stop(self) -> Optional[str]:
         s, cfg = self.state, self.cfg

@@ -91,10 +91,6 @@ class StreamBatches:
         """True when `step` begins the streams again, so carried state must be reset."""
         return step % self.steps_per_epoch == 0
 
-    def epochs(self, steps: int) -> float:
-        """Passes over the training text that `steps` steps make."""
-        return steps / self.steps_per_epoch
-
     def get(self, step: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         j = (step % self.steps_per_epoch) * self.seq_len
         return to_long(self.x[:, j: j + self.seq_len], device), to_long(self.y[:, j: j + self.seq_len], device)
@@ -119,9 +115,6 @@ class RandomWindows:
 
     def starts_epoch(self, step: int) -> bool:
         return True
-
-    def epochs(self, steps: int) -> float:
-        return steps * self.batch * self.seq_len / len(self.ids)
 
     def get(self, step: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, step])

@@ -30,6 +30,7 @@ pytestmark = [
 
 TIMEOUT_S = 240          # one launch of both nodes; longer is a hang
 TINY = ["--cell", "lstm", "--layers", "1", "--hidden", "32", "--embed", "16", "--dropout", "0",
+        "--weight-drop", "0", "--locked-dropout", "0",  # exact: no random masks
         "--seq-len", "16", "--batch", "8", "--lr", "0.01", "--warmup", "0", "--decay-steps", "8",
         "--log-every", "1", "--eval-every", "4", "--save-every", "2", "--sample-chars", "0",
         "--eval-chars", "0", "--threads", "1", "--seed", "7", "--device", "cpu"]

@@ -23,12 +23,13 @@ class ModelConfig(Config):
     hidden: int = opt(256, "hidden units per layer", lo=1, hi=65536)
     embed: int = opt(64, "embedding size; 0 feeds one-hot vectors as in the lecture", lo=0, hi=65536)
     dropout: float = opt(0.2, "dropout between layers and before the head", lo=0.0, hi=0.95)
-    # AWD-LSTM regularisers (regularize.py), all off at 0; training only
-    weight_drop: float = opt(0.0, "DropConnect on the hidden-to-hidden weights, one mask per batch",
+    # AWD-LSTM regularisers (regularize.py), off at 0; training only. On by default (README: "The
+    # recommended CPU recipe"); records that predate them load with them off (from_record)
+    weight_drop: float = opt(0.1, "DropConnect on the hidden-to-hidden weights, one mask per batch",
                              lo=0.0, hi=0.95)
     embed_dropout: float = opt(0.0, "drop whole characters from the input, one mask per batch",
                                lo=0.0, hi=0.95)
-    locked_dropout: float = opt(0.0, "locked (variational) dropout between layers and before the head, "
+    locked_dropout: float = opt(0.1, "locked (variational) dropout between layers and before the head, "
                                 "one mask per sequence; adds to --dropout", lo=0.0, hi=0.95)
 
     @classmethod
@@ -55,7 +56,7 @@ class TrainConfig(Config):
     batch: int = opt(64, "windows per step (global batch across all processes)", lo=1, hi=1 << 20)
     batching: str = opt("streams", "streams: char-rnn parallel streams with carried state; "
                         "random: independent random windows", choices=("streams", "random"))
-    lr: float = opt(2e-3, "AdamW learning rate (peak, after warm-up)", above=0.0, hi=10.0)
+    lr: float = opt(5e-3, "AdamW learning rate (peak, after warm-up)", above=0.0, hi=10.0)
     schedule: str = opt("cosine", "learning-rate schedule", choices=("cosine", "constant"))
     decay_steps: int | None = opt(None, "cosine schedule length in steps (default: --max-steps, "
                                   "or what --max-time allows)", lo=1)
@@ -152,7 +153,7 @@ class EvalConfig(Config):
     dynamic: bool = opt(False, "dynamic evaluation: score each segment, then take one RMS-normalised "
                         "gradient step on it (the checkpoint is never changed)")
     dynamic_lr: float = opt(1e-4, "step size of the dynamic-evaluation update", lo=0.0, hi=1.0)
-    dynamic_decay: float = opt(0.02, "pull toward the trained weights per segment (scaled per weight "
+    dynamic_decay: float = opt(0.001, "pull toward the trained weights per segment (scaled per weight "
                                 "by its RMS gradient)", lo=0.0, hi=1.0)
     segment: int = opt(50, "characters scored between two dynamic-evaluation updates", lo=1, hi=1_000_000)
 

@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit import regularize
-from rnnkit.config import ModelConfig, UsageError
+from rnnkit.config import REGULARISERS_OFF, ModelConfig, UsageError
 from rnnkit.models import SequenceModel
 from rnnkit.regularize import embed_dropout, locked_dropout, param_groups
 
 V = 11
 
 
-OFF = dict(weight_drop=0.0, embed_dropout=0.0, locked_dropout=0.0)   # whatever the defaults are
+OFF = REGULARISERS_OFF   # whatever the defaults are
 
 
 def model(seed=0, **kw):

@@ -37,11 +37,12 @@ class ModelConfig(Config):
         """A saved model config (a checkpoint's): the regularisers it predates were off when it
         was trained, whatever the defaults are now, so a resumed run trains as it did."""
         if isinstance(d, dict):
-            d = {k: 0.0 for k in REGULARISERS} | d
+            d = REGULARISERS_OFF | d
         return cls.from_dict(d, where=where)
 
 
 REGULARISERS = ("weight_drop", "embed_dropout", "locked_dropout")   # fields rnnkit 0.1 did not have
+REGULARISERS_OFF = {k: 0.0 for k in REGULARISERS}   # the plain layer (the lecture's, rnnkit 0.1's)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .config import REGULARISERS, LabConfig, ModelConfig, UsageError, param
+from .config import REGULARISERS_OFF, LabConfig, ModelConfig, UsageError, param
 from .models import SequenceModel, SoftmaxOnly, check_memory, summary
 from .train import accuracy, fit
 from .vocab import Vocab
@@ -49,12 +49,9 @@ def _setup(opts: LabOptions, default_epochs: int) -> int:
     return default_epochs if opts.epochs is None else opts.epochs
 
 
-PLAIN = {k: 0.0 for k in REGULARISERS}     # the lecture's plain layer, without AWD-LSTM's regularisers
-
-
 def _model(vocab: Vocab, opts: LabOptions, hidden: int, layers: int = 1) -> SequenceModel:
     cfg = ModelConfig(vocab_size=len(vocab), cell=opts.cell, layers=layers, hidden=hidden, embed=0, dropout=0.0,
-                      **PLAIN)
+                      **REGULARISERS_OFF)
     check_memory(cfg, 64, 128)   # the labs' sizes are fixed and small; the same rule as train
     return SequenceModel(cfg)
 
@@ -84,7 +81,7 @@ def teach_sample(sample: str, opts: LabOptions, epochs: int, hidden: Optional[in
                  lr: float = 0.1, recurrent: bool = True) -> LabResult:
     vocab, x, y = shifted_sample(sample, opts)
     cfg = ModelConfig(vocab_size=len(vocab), cell=opts.cell, layers=1, hidden=hidden or len(vocab),
-                      embed=0, dropout=0.0, **PLAIN)
+                      embed=0, dropout=0.0, **REGULARISERS_OFF)
     check_memory(cfg, x.shape[0], x.shape[1])
     model = SequenceModel(cfg) if recurrent else SoftmaxOnly(cfg)
     opts.log(summary(model, 1, x.shape[1]))

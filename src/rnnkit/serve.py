@@ -103,6 +103,98 @@ def page() -> str:
     return resources.files("rnnkit").joinpath("serve_page.html").read_text(encoding="utf-8")
 
 
+async def read_json(request, max_body: int) -> dict:
+    """The request's JSON object, refused (413) as soon as it grows past `max_body` bytes."""
+    size = request.headers.get("content-length")
+    if size is not None and size.isdigit() and int(size) > max_body:
+        raise HTTPError(413, f"request body over {max_body} bytes")
+    data = bytearray()
+    async for part in request.stream():
+        data += part
+        if len(data) > max_body:
+            raise HTTPError(413, f"request body over {max_body} bytes")
+    try:
+        body = json.loads(data or b"{}")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HTTPError(400, f"body is not valid JSON ({e})")
+    if not isinstance(body, dict):
+        raise HTTPError(400, "body must be a JSON object")
+    return body
+
+
+def score_request(body: dict) -> tuple[str, int | None, bool]:
+    """(text, segment, probs) of a /score body, each checked."""
+    unknown = sorted(set(body) - {"text", "segment", "probs"})
+    if unknown:
+        raise HTTPError(422, f"unknown key(s) {', '.join(unknown)}; allowed: probs, segment, text", unknown[0])
+    text, segment, probs = body.get("text"), body.get("segment"), body.get("probs", False)
+    if not isinstance(text, str):
+        raise HTTPError(422, "text must be a string", "text")
+    if segment is not None and (not isinstance(segment, int) or isinstance(segment, bool) or segment < 1):
+        raise HTTPError(422, "segment must be a whole number >= 1", "segment")
+    if not isinstance(probs, bool):
+        raise HTTPError(422, "probs must be true or false", "probs")
+    return text, segment, probs
+
+
+class LiveText:
+    """Text drawn in a worker thread, handed to the event loop piece by piece.
+
+    The thread calls `on_text` per piece and `done(err)` at its end; `chunks()` yields what has
+    piled up at once, ends with an error line if the thread failed, and on any end (also a client
+    that went away) sets `stop`, so the thread's next `on_text` raises Cancelled, and calls `release`."""
+
+    def __init__(self, release):
+        self.loop, self.pieces, self.stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
+        self.release = release
+
+    def on_text(self, i: int, piece: str) -> None:
+        if self.stop.is_set():
+            raise Cancelled()
+        self.loop.call_soon_threadsafe(self.pieces.put_nowait, piece)
+
+    def done(self, err) -> None:
+        self.loop.call_soon_threadsafe(self.pieces.put_nowait, err if err is not None else StopIteration)
+
+    def _joined(self, item):
+        while not self.pieces.empty() and isinstance(item, str):
+            nxt = self.pieces.get_nowait()
+            if not isinstance(nxt, str):
+                self.pieces.put_nowait(nxt)
+                break
+            item += nxt
+        return item
+
+    async def chunks(self):
+        try:
+            while True:
+                item = self._joined(await self.pieces.get())
+                if item is StopIteration:
+                    return
+                if isinstance(item, Exception):
+                    yield f"\n[error: {item}]"
+                    return
+                yield item
+        finally:
+            self.stop.set()
+            self.release()
+
+
+def run_in_thread(fn, on_done) -> None:
+    """fn() under inference_mode in a daemon thread; on_done(None or the exception) at its end."""
+    def work():
+        try:
+            with torch.inference_mode():
+                fn()
+        except Cancelled:
+            pass
+        except Exception as e:   # reported to the client as the stream's end
+            on_done(e)
+            return
+        on_done(None)
+    threading.Thread(target=work, daemon=True).start()
+
+
 def make_app(model, vocab, meta: dict, cfg: ServeConfig):
     """The FastAPI app serving `model` (shared read-only by the worker threads)."""
     from fastapi import FastAPI, Request
@@ -117,39 +209,16 @@ def make_app(model, vocab, meta: dict, cfg: ServeConfig):
             "vocab": len(vocab), "encoding": vocab.kind}
     limits = {k: getattr(cfg, k) for k in ("max_length", "max_num", "max_body", "concurrency", "queue")}
 
+    async def in_slot(fn):
+        await slots.acquire()
+        try:
+            return await asyncio.to_thread(fn)
+        finally:
+            slots.release()
+
     @app.exception_handler(HTTPError)
     async def http_error(request, e: HTTPError):
         return JSONResponse({"error": e.error, "field": e.field}, status_code=e.status)
-
-    async def read_json(request: Request) -> dict:
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > cfg.max_body:
-            raise HTTPError(413, f"request body over {cfg.max_body} bytes")
-        data = bytearray()
-        async for part in request.stream():
-            data += part
-            if len(data) > cfg.max_body:
-                raise HTTPError(413, f"request body over {cfg.max_body} bytes")
-        try:
-            body = json.loads(data or b"{}")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise HTTPError(400, f"body is not valid JSON ({e})")
-        if not isinstance(body, dict):
-            raise HTTPError(400, "body must be a JSON object")
-        return body
-
-    def run_in_thread(fn, on_done):
-        def work():
-            try:
-                with torch.inference_mode():
-                    fn()
-            except Cancelled:
-                pass
-            except Exception as e:   # reported to the client as the stream's end
-                on_done(e)
-                return
-            on_done(None)
-        threading.Thread(target=work, daemon=True).start()
 
     @app.get("/health")
     async def health():
@@ -161,74 +230,27 @@ def make_app(model, vocab, meta: dict, cfg: ServeConfig):
 
     @app.post("/generate")
     async def generate_route(request: Request):
-        s = sample_config(await read_json(request), cfg)
+        s = sample_config(await read_json(request, cfg.max_body), cfg)
         if s.num > 1 or s.beam:
-            await slots.acquire()
             try:
-                texts = await asyncio.to_thread(lambda: generate(model, vocab, s))
+                return {"samples": await in_slot(lambda: generate(model, vocab, s))}
             except RnnkitError as e:
                 raise HTTPError(422, str(e), field_of(str(e)))
-            finally:
-                slots.release()
-            return {"samples": texts}
         try:   # check the prime before the stream starts: an error is still a 4xx
             vocab.encode(prime_symbols(vocab, s.prime), unknown=s.unknown)
         except UsageError as e:
             raise HTTPError(422, str(e), "prime")
         await slots.acquire()
-        loop, pieces, stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
-
-        def on_text(i: int, piece: str) -> None:
-            if stop.is_set():
-                raise Cancelled()
-            loop.call_soon_threadsafe(pieces.put_nowait, piece)
-
-        def done(err):
-            loop.call_soon_threadsafe(pieces.put_nowait, err if err is not None else StopIteration)
-
-        async def stream():
-            try:
-                while True:
-                    item = await pieces.get()
-                    while not pieces.empty() and isinstance(item, str):   # send what has piled up at once
-                        nxt = pieces.get_nowait()
-                        if not isinstance(nxt, str):
-                            pieces.put_nowait(nxt)
-                            break
-                        item += nxt
-                    if item is StopIteration:
-                        return
-                    if isinstance(item, Exception):
-                        yield f"\n[error: {item}]"
-                        return
-                    yield item
-            finally:   # normal end or a client that went away: stop drawing, free the slot
-                stop.set()
-                slots.release()
-
-        run_in_thread(lambda: generate(model, vocab, s, on_text=on_text), done)
-        return StreamingResponse(stream(), media_type="text/plain; charset=utf-8",
+        out = LiveText(slots.release)
+        run_in_thread(lambda: generate(model, vocab, s, on_text=out.on_text), out.done)
+        return StreamingResponse(out.chunks(), media_type="text/plain; charset=utf-8",
                                  headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     @app.post("/score")
     async def score_route(request: Request):
-        body = await read_json(request)
-        unknown = sorted(set(body) - {"text", "segment", "probs"})
-        if unknown:
-            raise HTTPError(422, f"unknown key(s) {', '.join(unknown)}; allowed: probs, segment, text", unknown[0])
-        text, segment, probs = body.get("text"), body.get("segment"), body.get("probs", False)
-        if not isinstance(text, str):
-            raise HTTPError(422, "text must be a string", "text")
-        if segment is not None and (not isinstance(segment, int) or isinstance(segment, bool) or segment < 1):
-            raise HTTPError(422, "segment must be a whole number >= 1", "segment")
-        if not isinstance(probs, bool):
-            raise HTTPError(422, "probs must be true or false", "probs")
+        text, segment, probs = score_request(await read_json(request, cfg.max_body))
         symbols = prime_symbols(vocab, text)
-        await slots.acquire()
-        try:
-            res = await asyncio.to_thread(lambda: score_text(model, vocab, symbols, segment, probs=probs))
-        finally:
-            slots.release()
+        res = await in_slot(lambda: score_text(model, vocab, symbols, segment, probs=probs))
         out = {"rows": res.rows, "total": res.total}
         if probs:
             out["probs"] = res.probs

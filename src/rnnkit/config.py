@@ -20,7 +20,7 @@ class ModelConfig(Config):
     vocab_size: int = opt(0, "number of symbols (0 until set from the data)", lo=0, cli=False)
     cell: str = opt("lstm", "recurrent cell", choices=CELLS)
     layers: int = opt(2, "stacked recurrent layers", lo=1, hi=64)
-    hidden: int = opt(256, "hidden units per layer", lo=1, hi=65536)
+    hidden: int = opt(320, "hidden units per layer", lo=1, hi=65536)
     embed: int = opt(64, "embedding size; 0 feeds one-hot vectors as in the lecture", lo=0, hi=65536)
     dropout: float = opt(0.2, "dropout between layers and before the head", lo=0.0, hi=0.95)
     # AWD-LSTM regularisers (regularize.py), off at 0; training only. On by default (README: "The

@@ -63,7 +63,7 @@ class TrainConfig(Config):
                                   "or what --max-time allows)", lo=1)
     warmup: int = opt(50, "linear warm-up steps", lo=0)
     min_lr_ratio: float = opt(0.05, "final lr as a fraction of --lr under the cosine schedule", lo=0.0, hi=1.0)
-    weight_decay: float = opt(0.0, "AdamW decoupled weight decay on the weight matrices "
+    weight_decay: float = opt(0.3, "AdamW decoupled weight decay on the weight matrices "
                               "(biases are not decayed)", lo=0.0)
     clip: float = opt(1.0, "gradient-norm clipping (0: off)", lo=0.0)
     max_steps: int | None = opt(None, "stop after this many steps", lo=1)

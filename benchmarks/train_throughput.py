@@ -104,8 +104,10 @@ def race(data: Path, hidden: int | str, blocks: int, block: int, warmup: int, ca
             at_step(step)
             return super().get(step, device)
 
+    # the plain loop's Adam has no weight decay; only the recipe row keeps rnnkit's default
+    decay = {} if recipe else {"weight_decay": 0.0}
     cfg = TrainConfig(files=[str(data)], seq_len=SEQ, batch=BATCH, lr=LR, threads=threads,
-                      max_steps=warmup + blocks * block + 1, **cadence)
+                      max_steps=warmup + blocks * block + 1, **cadence, **decay)
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         real = rnnkit.lm.StreamBatches
         rnnkit.lm.StreamBatches = TimedBatches

@@ -220,6 +220,26 @@ def test_two_ranks_follow_the_one_process_run_and_resume(text, tmp_path):
     assert_close(val_losses(metrics(two)), ref_val, [4, 8])
 
 
+def test_two_ranks_equal_one_process_with_the_default_regularisers(text, tmp_path):
+    """Weight drop, locked and plain dropout on (the defaults): the masks are drawn per step from
+    one seed and sliced by rows, so 2 ranks train the 1-process numbers, also across a resume."""
+    recipe = [a for a in TINY]
+    for flag in ("--dropout", "--weight-drop", "--locked-dropout", "--layers", "--decay-steps"):
+        i = recipe.index(flag)
+        del recipe[i: i + 2]
+    recipe += ["--layers", "2", "--decay-steps", "20", "--embed-dropout", "0.1"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli.main(["train", str(text), "--out", str(one), "--max-steps", "20", *recipe]) == 0
+    first = launch(["train", str(text), "--out", str(two), "--max-steps", "10", *recipe], two, tmp_path / "a")
+    assert first.codes == [0, 0], first.err
+    again = launch(["train", "--resume", str(two), "--max-steps", "20", "--threads", "1"], two, tmp_path / "b")
+    assert again.codes == [0, 0], again.err
+    ref = losses(metrics(one))
+    assert ref[20] < ref[1] - 0.1
+    assert_close(losses(metrics(two)), ref, range(1, 21), rel=1e-5)
+    assert_close(val_losses(metrics(two)), val_losses(metrics(one)), [4, 8, 12, 16, 20], rel=1e-5)
+
+
 def test_resume_on_two_ranks_restores_each_ranks_random_state(text, tmp_path):
     """With dropout each rank draws its own masks; a resumed run must draw the same ones."""
     noisy = [*TINY, "--dropout", "0.3", "--layers", "2"]

@@ -92,7 +92,7 @@ class SequenceModel(nn.Module):
         else:
             out, state = regularize.regularized_rnn(self.rnn, x, state, c.weight_drop, c.locked_dropout,
                                                     self.rnn.dropout, True)
-        out = regularize.locked_dropout(self.drop(out), c.locked_dropout, True)
+        out = regularize.locked_dropout(regularize.plain_dropout(out, c.dropout, True), c.locked_dropout, True)
         return self.head(out), state
 
     def init_state(self, batch: int, device: torch.device | str = "cpu") -> State:

@@ -11,9 +11,19 @@
   per-step Python loop).
 
 Only training uses these; in eval mode the model takes its plain fused path.
+
+Where the masks come from. Outside a trainer every mask is drawn from PyTorch's global generator.
+The trainer draws them through `drawn_from(MaskDraw(...))`: one generator seeded by (seed, step),
+the same on every rank, and every mask that depends on the batch is drawn at the global batch's
+shape and sliced to this rank's rows. So under DDP the global batch sees one weight-drop and one
+embedding mask, each global stream one locked-dropout mask, whatever the number of processes:
+N processes train the same numbers as one. (The stacked fused call's own dropout between layers,
+used when locked dropout is off, is drawn inside the kernel and cannot follow this rule.)
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -24,16 +34,54 @@ from torch import _VF, nn
 KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
 
 
-def keep_mask(shape: tuple, p: float, like: torch.Tensor) -> torch.Tensor:
-    """Bernoulli(1 - p) mask scaled by 1 / (1 - p), so the expectation is unchanged."""
-    return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1 - p) / (1 - p)
+@dataclass
+class MaskDraw:
+    """The training masks of one step: `gen` seeded alike on every rank, `rows` this rank's rows
+    of a global batch of `batch` rows."""
+
+    gen: torch.Generator
+    rows: slice
+    batch: int
+
+
+_draw: Optional[MaskDraw] = None
+
+
+@contextmanager
+def drawn_from(draw: Optional[MaskDraw]):
+    """Draw the masks of the forward inside from `draw` (None: the global generator)."""
+    global _draw
+    before, _draw = _draw, draw
+    try:
+        yield
+    finally:
+        _draw = before
+
+
+def keep_mask(shape: tuple, p: float, like: torch.Tensor, batched: bool = False) -> torch.Tensor:
+    """Bernoulli(1 - p) mask scaled by 1 / (1 - p), so the expectation is unchanged. `batched`:
+    dim 0 is the batch, so under a MaskDraw the global batch's mask is drawn and sliced."""
+    if _draw is None:
+        return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1 - p) / (1 - p)
+    full = (_draw.batch, *shape[1:]) if batched else shape
+    mask = torch.empty(full, dtype=like.dtype, device=like.device).bernoulli_(1 - p, generator=_draw.gen) / (1 - p)
+    return mask[_draw.rows] if batched else mask
+
+
+def plain_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Plain (per-element) dropout of a (B, ...) batch, drawn like the other masks."""
+    if not training or p == 0:
+        return x
+    if _draw is None:
+        return F.dropout(x, p, True)
+    return x * keep_mask(tuple(x.shape), p, x, batched=True)
 
 
 def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """x (B, T, H) with one mask (B, 1, H) per sequence, the same at every step."""
     if not training or p == 0:
         return x
-    return x * keep_mask((x.shape[0], 1, x.shape[2]), p, x)
+    return x * keep_mask((x.shape[0], 1, x.shape[2]), p, x, batched=True)
 
 
 def embed_dropout(x: torch.Tensor, ids: torch.Tensor, vocab_size: int, p: float, training: bool) -> torch.Tensor:
@@ -56,7 +104,7 @@ def dropped_weights(rnn: nn.RNNBase, layer: int, p: float) -> list[torch.Tensor]
     """layer_weights with DropConnect on w_hh (index 1): one fresh mask per call."""
     w = layer_weights(rnn, layer)
     if p > 0:
-        w[1] = F.dropout(w[1], p, training=True)
+        w[1] = F.dropout(w[1], p, training=True) if _draw is None else w[1] * keep_mask(tuple(w[1].shape), p, w[1])
     return w
 
 
@@ -88,11 +136,11 @@ def regularized_rnn(rnn: nn.RNNBase, x: torch.Tensor, state, weight_drop: float,
                     dropout: float, training: bool):
     """The recurrent stack with weight drop and locked dropout between layers.
 
-    Without locked dropout the whole stack is one fused call on the dropped weights (dropout
-    between layers as nn.LSTM applies it); with it, one fused call per layer and a (B, 1, H) mask
-    on each layer's output but the last."""
+    Without locked dropout (and, under a MaskDraw, without dropout) the whole stack is one fused
+    call on the dropped weights (dropout between layers as nn.LSTM applies it); else one fused call
+    per layer, with dropout and a (B, 1, H) mask on each layer's output but the last."""
     n = rnn.num_layers
-    if locked == 0 or n == 1:
+    if n == 1 or (locked == 0 and (dropout == 0 or _draw is None)):
         weights = [w for layer in range(n) for w in dropped_weights(rnn, layer, weight_drop)]
         return fused(rnn, x, state, weights, n, dropout if n > 1 else 0.0, training)
     finals = []
@@ -100,7 +148,7 @@ def regularized_rnn(rnn: nn.RNNBase, x: torch.Tensor, state, weight_drop: float,
         x, last = fused(rnn, x, split_state(state, layer), dropped_weights(rnn, layer, weight_drop), 1, 0.0, training)
         finals.append(last)
         if layer < n - 1:
-            x = locked_dropout(F.dropout(x, dropout, training), locked, training)
+            x = locked_dropout(plain_dropout(x, dropout, training), locked, training)
     if isinstance(finals[0], tuple):
         return x, tuple(torch.cat(parts) for parts in zip(*finals))
     return x, torch.cat(finals)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import distributed, precision
+from . import distributed, precision, regularize
 from .config import RnnkitError
 from .models import detach_state
 from .windows import PAD
@@ -113,6 +113,7 @@ class LoopConfig:
     patience: int = 0
     log_every: int = 20
     precision: str = "fp32"            # fp32 | bf16 | auto (precision.py decides what runs)
+    seed: int = 0                      # seeds the dropout masks of each step (with the step)
 
     @classmethod
     def of(cls, cfg) -> "LoopConfig":
@@ -181,6 +182,7 @@ class Hooks:
 
 
 REFIT_EVERY = 50   # steps between refits of a --max-time schedule length
+SYNC_EVERY = 20    # on a GPU, the host reads the loss and the ranks agree at least this often
 
 
 class TrainClock:
@@ -212,11 +214,31 @@ class Trainer:
         self.hooks, self.loss_fn = hooks, loss_fn
         self.state = state or TrainState()
         self.precision = precision.resolve(cfg.precision, d.device)   # "fp32" | "bf16", what runs
+        self.mask_gen = torch.Generator(device=d.device)
+        # a GPU with fused AdamW steps without waiting for the host (device_step); else every step syncs
+        self.fast = d.device.type == "cuda" and bool(optimizer.defaults.get("fused"))
+        self.at_sync = True                           # the last step agreed across ranks (see synced)
+        self.bad_at: Optional[torch.Tensor] = None    # GPU: the first step with a non-finite loss (-1: none)
 
-    def step(self, flag: SignalFlag, clock: Optional[Callable[[], float]] = None) -> tuple[float, bool]:
-        """One optimizer step; returns (global mean loss, whether any rank was signalled).
-        `clock()` is this rank's training time; the ranks' mean becomes `state.elapsed`, so every
-        rank takes the same --max-time decisions and the same schedule length."""
+    def masks(self, step: int) -> regularize.MaskDraw:
+        """The dropout masks of `step`: seeded by (seed, step) alike on every rank (regularize.py)."""
+        self.mask_gen.manual_seed((self.cfg.seed * 1_000_003 + step) % (1 << 62))
+        return regularize.MaskDraw(self.mask_gen, self.batches.rows, self.batches.batch)
+
+    def synced(self, step: int) -> bool:
+        """Whether step `step` (1-based) reads the loss on the host and agrees across ranks: every
+        step on a CPU; on a GPU only where a log line, an evaluation, a save or a limit needs it, so
+        the host queues steps ahead instead of waiting for each."""
+        cfg = self.cfg
+        return (not self.fast or step == 1 or step % cfg.log_every == 0 or step % SYNC_EVERY == 0
+                or step % cfg.eval_every == 0 or step % cfg.save_every == 0
+                or (cfg.max_steps is not None and step >= cfg.max_steps))
+
+    def step(self, flag: SignalFlag, clock: Optional[Callable[[], float]] = None) -> tuple[Optional[float], bool]:
+        """One optimizer step; returns (global mean loss, whether any rank was signalled), the loss
+        None on a step that does not sync. `clock()` is this rank's training time; the ranks' mean
+        becomes `state.elapsed`, so every rank takes the same --max-time decisions and the same
+        schedule length."""
         s, cfg = self.state, self.cfg
         if not self.batches.carries_state or self.batches.starts_epoch(s.step):
             s.carried = None
@@ -225,33 +247,68 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr
         self.model.train()
-        with precision.autocast(self.precision, self.d.device):
+        with precision.autocast(self.precision, self.d.device), regularize.drawn_from(self.masks(s.step)):
             logits, new_state = self.model(x, s.carried)
         loss = self.loss_fn(logits, y)
         if self.hooks.inject:
             loss = self.hooks.inject(s.step, loss)
-        # one small all-reduce per step: the global loss, whether any rank must stop, the clock
-        local = loss.item()
-        shared = distributed.all_reduce_sum(self.d, torch.tensor(
-            [local, float(flag.signum != 0), float(not math.isfinite(local)), clock() if clock else s.elapsed],
-            dtype=torch.float64))
-        w = self.d.world
-        mean_loss, signalled, bad = shared[0].item() / w, shared[1].item() > 0, shared[2].item() > 0
-        s.elapsed = shared[3].item() / w
-        if bad:
-            raise NonFiniteLoss(f"non-finite loss at step {s.step + 1} (lr {lr:.3g}); stopped without "
-                                "updating the weights; the last checkpoint is intact. Lower --lr or --clip")
-        optimizer_step(self.model, self.opt, loss, cfg.clip, check=False)
+        mean_loss, signalled = None, False
+        self.at_sync = self.synced(s.step + 1) or (flag.signum != 0 and not self.d.active)
+        if self.at_sync:
+            mean_loss, signalled = self.agree(loss, flag, clock, lr)
+        elif clock:
+            s.elapsed = clock()
+        if self.fast:
+            self.device_step(loss)
+        else:
+            optimizer_step(self.model, self.opt, loss, cfg.clip, check=False)
         s.carried = detach_state(new_state) if self.batches.carries_state else None
         s.step += 1
         s.chars += x.numel() * self.d.world
         return mean_loss, signalled
 
+    def agree(self, loss: torch.Tensor, flag: SignalFlag, clock, lr: float) -> tuple[float, bool]:
+        """One small all-reduce: the global loss, whether any rank must stop or saw a non-finite
+        loss (this step's, or on a GPU any since the last sync), the clock. Raises NonFiniteLoss."""
+        s = self.state
+        local = loss.item()
+        earlier = int(self.bad_at.item()) if self.bad_at is not None else -1
+        bad = not math.isfinite(local) or earlier >= 0
+        shared = distributed.all_reduce_sum(self.d, torch.tensor(
+            [local, float(flag.signum != 0), float(bad), clock() if clock else s.elapsed], dtype=torch.float64))
+        w = self.d.world
+        s.elapsed = shared[3].item() / w
+        if shared[2].item() > 0:
+            at = earlier + 1 if earlier >= 0 else s.step + 1
+            raise NonFiniteLoss(f"non-finite loss at step {at} (lr {lr:.3g}); stopped without "
+                                "updating the weights; the last checkpoint is intact. Lower --lr or --clip")
+        return shared[0].item() / w, shared[1].item() > 0
+
+    def device_step(self, loss: torch.Tensor) -> None:
+        """optimizer_step without a host wait: a non-finite loss or gradient norm skips the update
+        on the device (fused AdamW's found_inf, as GradScaler uses it) and is reported at the next
+        sync, naming the step. Later steps see the same non-finite state and are skipped too, so the
+        weights stay as they were before it."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        bad = ~torch.isfinite(loss.detach())
+        if self.cfg.clip:
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+            bad = bad | ~torch.isfinite(norm)
+        if self.bad_at is None:
+            self.bad_at = torch.full((), -1, dtype=torch.long, device=loss.device)
+        self.bad_at = torch.where(bad & (self.bad_at < 0), self.state.step, self.bad_at)
+        self.opt.found_inf = bad.float().reshape(1)
+        try:
+            self.opt.step()
+        finally:
+            self.opt.found_inf = None
+
     def should_stop(self) -> Optional[str]:
         s, cfg = self.state, self.cfg
         if cfg.max_steps is not None and s.step >= cfg.max_steps:
             return f"reached --max-steps {cfg.max_steps}"
-        if cfg.max_time is not None and s.elapsed >= cfg.max_time:
+        if cfg.max_time is not None and s.elapsed >= cfg.max_time and (self.at_sync or not self.d.active):
             return f"reached --max-time {cfg.max_time:g}s"
         if cfg.patience and s.evals_since_best >= cfg.patience:
             return f"no better validation loss in {cfg.patience} evaluations (--patience)"

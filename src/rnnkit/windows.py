@@ -13,6 +13,7 @@ import torch
 from .config import UsageError, param
 
 PAD = -100  # target id ignored by cross-entropy (torch's default ignore_index)
+DEVICE_COPY_BYTES = 2 << 30   # StreamBatches keeps a shard's int64 inputs and targets on a GPU up to this
 
 
 def shift_pairs(ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +86,8 @@ class StreamBatches:
         self.y = ids[1: batch * length + 1].reshape(batch, length)[rows]
         self.seq_len = seq_len
         self.steps_per_epoch = length // seq_len
-        self.rows = rows
+        self.rows, self.batch = rows, batch
+        self.on_device: dict = {}     # device -> (x, y) int64 copies (a GPU reads its windows in place)
 
     def starts_epoch(self, step: int) -> bool:
         """True when `step` begins the streams again, so carried state must be reset."""
@@ -93,6 +95,13 @@ class StreamBatches:
 
     def get(self, step: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         j = (step % self.steps_per_epoch) * self.seq_len
+        device = torch.device(device)
+        if device.type == "cuda" and 16 * self.x.size <= DEVICE_COPY_BYTES:
+            # the shard goes to the GPU once: a step then slices it there, with no host copy or wait
+            if device not in self.on_device:
+                self.on_device[device] = (to_long(self.x, device), to_long(self.y, device))
+            x, y = self.on_device[device]
+            return x[:, j: j + self.seq_len], y[:, j: j + self.seq_len]
         return to_long(self.x[:, j: j + self.seq_len], device), to_long(self.y[:, j: j + self.seq_len], device)
 
 
@@ -109,7 +118,7 @@ class RandomWindows:
                              f"{param('seq_len')} {seq_len} + 1; lower it or use more text")
         if batch % world:
             raise UsageError(f"{param('batch')} {batch} must be divisible by the number of processes ({world})")
-        self.ids, self.batch, self.seq_len, self.seed = ids, batch, seq_len, seed
+        self.ids, self.batch, self.seq_len, self.seed = ids, batch, seq_len, seed   # batch: the global one
         self.rows = slice(rank * batch // world, (rank + 1) * batch // world)
         self.offsets = np.arange(seq_len + 1)
 

@@ -93,13 +93,18 @@ def cmd_train(a) -> int:
         return 0
     if a.files and hasattr(a, "corpus"):
         raise UsageError("--corpus names a built-in corpus used when no FILE is given; pass FILEs or --corpus, not both")
-    tbase, mbase = split_config(load_json_config(a.config), a.config) if a.config else (TrainConfig(), ModelConfig())
+    raw = load_json_config(a.config) if a.config else {}
+    tbase, mbase = split_config(raw, a.config) if a.config else (TrainConfig(), ModelConfig())
     files = list(a.files) or tbase.files
     tcfg = TrainConfig.from_args(a, tbase)
     tcfg.files = [str(f) for f in files]
     mcfg = ModelConfig.from_args(a, mbase)
     out = a.out or f"runs/{Path(files[0]).stem if files else tcfg.corpus}"
-    train_lm(tcfg, mcfg, out)
+    # what --preset may not override: the flags typed and the keys of the --config file
+    explicit = set(given(a, TrainConfig)) | set(given(a, ModelConfig)) | set(raw) | \
+        set(raw.get("train", {}) if isinstance(raw.get("train"), dict) else ()) | \
+        set(raw.get("model", {}) if isinstance(raw.get("model"), dict) else ())
+    train_lm(tcfg, mcfg, out, explicit=explicit)
     return 0
 
 

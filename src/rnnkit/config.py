@@ -31,13 +31,16 @@ class ModelConfig(Config):
                                lo=0.0, hi=0.95)
     locked_dropout: float = opt(0.1, "locked (variational) dropout between layers and before the head, "
                                 "one mask per sequence; adds to --dropout", lo=0.0, hi=0.95)
+    init: str = opt("auto", "weight initialisation: torch (PyTorch's), scaled (layer 0's input weights by "
+                    "their fan-in, LSTM forget-gate bias 1, so deep or wide stacks pass the input on), "
+                    "auto: scaled from 3 layers or hidden > 512", choices=("auto", "torch", "scaled"))
 
     @classmethod
     def from_record(cls, d: dict, where: str = "model config") -> "ModelConfig":
         """A saved model config (a checkpoint's): the regularisers it predates were off when it
         was trained, whatever the defaults are now, so a resumed run trains as it did."""
         if isinstance(d, dict):
-            d = REGULARISERS_OFF | d
+            d = REGULARISERS_OFF | {"init": "torch"} | d
         return cls.from_dict(d, where=where)
 
 
@@ -53,6 +56,9 @@ class TrainConfig(Config):
     corpus: str = opt("shakespeare", "built-in corpus used when no FILE is given")
     encoding: str = opt("utf-8", "read text as strict UTF-8 characters or raw bytes",
                         choices=("utf-8", "bytes"))
+    preset: str = opt("auto", "recipe for the options not given: cpu (the defaults shown here), gpu (a recipe "
+                      "for one GPU, see docs/gpu.md), auto: gpu when training runs on CUDA, else cpu",
+                      choices=("auto", "cpu", "gpu"))
     seq_len: int = opt(100, "characters per training window (truncated BPTT length)", lo=1, hi=100000)
     batch: int = opt(64, "windows per step (global batch across all processes)", lo=1, hi=1 << 20)
     batching: str = opt("streams", "streams: char-rnn parallel streams with carried state; "

@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import distributed
+from . import distributed, presets
 from .checkpoint import Checkpoint, build_model, model_meta, save_checkpoint, set_aside
 from .config import ModelConfig, SampleConfig, TrainConfig, UsageError, param, setting
 from .corpus import load_ids
 from .evaluate import distributed_loss
 from .fileio import bits, warn, write_atomic
-from .models import SequenceModel, check_memory, count_params
+from .models import SequenceModel, check_memory, count_params, init_of
 from .plots import plot_curves
 from .precision import resolve as resolve_precision
 from .regularize import param_groups
@@ -40,6 +40,7 @@ from .runlog import METRICS, RunLog
 from .sample import generate
 from .train import Hooks, LoopConfig, Trainer, TrainState
 from .vocab import Vocab
+from .watch import LearningWatch
 from .windows import RandomWindows, StreamBatches, split_ids
 
 # periodic evaluations read the validation text as this many parallel streams (3,125 chars each at
@@ -149,6 +150,9 @@ def announce(s: Session, resumed_at: Optional[int]) -> None:
     src = ", ".join(t.files) if t.files else f"built-in corpus '{t.corpus}'"
     s.log.say(f"data: {src}; {split}; vocabulary {len(s.vocab)} ({t.encoding})")
     procs = f", {d.world} process{'es' if d.world > 1 else ''} ({d.backend})" if d.active else ""
+    s.log.say(f"recipe: preset {t.preset}; lr {t.lr:g}, batch {t.batch}, dropout {m.dropout:g}, weight drop "
+              f"{m.weight_drop:g}, locked dropout {m.locked_dropout:g}, weight decay {t.weight_decay:g}, "
+              f"init {init_of(m)} ({setting('init', m.init)})")
     s.log.say(f"model: {m.cell} x{m.layers}, hidden {m.hidden}, embed {m.embed or 'one-hot'}, "
               f"{count_params(s.model):,} parameters on {d.device}{procs}, "
               f"precision {resolve_precision(t.precision, d.device)} ({setting('precision', t.precision)})")
@@ -165,6 +169,12 @@ class LMHooks:
     def __init__(self, s: Session):
         self.s = s
         self.trainer: Optional[Trainer] = None
+        self.watch = LearningWatch(s.train_ids, s.tcfg.lr)
+
+    def warn_stuck(self, step: int, message: Optional[str]) -> None:
+        if message:
+            self.s.log.say(message)
+            self.s.log.record({"step": step, "not_learning": message})
 
     def evaluate(self, st: TrainState) -> float:
         s, t = self.s, self.s.tcfg
@@ -177,6 +187,7 @@ class LMHooks:
                                                                     seed=st.step, device=str(s.d.device)))[0]
         s.log.record(rec)
         s.log.say(f"step {st.step}: val loss {val:.4f} nats ({bits(val):.3f} bpc) on {n:,} chars")
+        self.warn_stuck(st.step, self.watch.val(st.step, val))
         return val if math.isfinite(val) else math.inf
 
     def save(self, st: TrainState, which: str) -> None:
@@ -200,6 +211,7 @@ class LMHooks:
             left = min(left if left is not None else math.inf, t.max_time - rec["time"])
         self.s.log.record(rec)
         self.s.log.progress(rec, t.max_steps, left, best=st.best_val)
+        self.warn_stuck(rec["step"], self.watch.train(rec["step"], rec["loss"]))
 
     def bound(self, given: Hooks) -> Hooks:
         """Ours, where the caller (a test) did not give its own."""
@@ -233,13 +245,15 @@ def run_session(s: Session, hooks: Hooks) -> TrainResult:
 
 
 def _train(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig], out: Path, changes: Optional[dict],
-           quiet: bool, hooks: Hooks, d: distributed.Dist) -> TrainResult:
+           quiet: bool, hooks: Hooks, d: distributed.Dist, explicit=None) -> TrainResult:
     """A new run (changes is None) or the continuation of the one in `out`."""
     report = warn if d.main else (lambda m: None)
     run = RunDir(out, d)
     ckpt = None
     if changes is not None:
         ckpt, tcfg, mcfg = resume_point(out, changes, report)
+    else:    # the recipe fills in what was not given; the run records the resolved values
+        tcfg, mcfg = presets.apply(tcfg.validate(), mcfg, d.device, explicit)
     check_train_memory(mcfg, tcfg.validate(), d)  # before anything is written (vocabulary size 1 until read)
     with run.claimed(tcfg, resuming=ckpt is not None):
         s = open_session(tcfg.validate(), mcfg, run, ckpt, d, quiet)
@@ -281,11 +295,11 @@ def schedule_notes(s: Session, changes: Optional[dict]) -> list[str]:
     return notes
 
 
-def _guarded(tcfg, mcfg, out, changes, quiet, hooks) -> TrainResult:
+def _guarded(tcfg, mcfg, out, changes, quiet, hooks, explicit=None) -> TrainResult:
     device = (changes or {}).get("device", tcfg.device if tcfg else "auto")
     d = distributed.setup(device)
     try:
-        return _train(tcfg, mcfg, Path(out), changes, quiet, hooks or Hooks(), d)
+        return _train(tcfg, mcfg, Path(out), changes, quiet, hooks or Hooks(), d, explicit)
     except torch.distributed.DistError as e:  # a collective failed: another rank died or hung
         raise distributed.lost_peer(d, e) from None
     except RuntimeError as e:  # DDP's all-reduce inside backward: gloo raises a plain RuntimeError
@@ -298,14 +312,16 @@ def _guarded(tcfg, mcfg, out, changes, quiet, hooks) -> TrainResult:
 
 def train_lm(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig] = None, out: str | Path = "runs/lm",
              resume: bool = False, given: Optional[dict] = None, quiet: bool = False,
-             hooks: Optional[Hooks] = None) -> TrainResult:
+             hooks: Optional[Hooks] = None, explicit=None) -> TrainResult:
     """Train a new character LM in run directory `out` (refused if `out` holds anything else).
-    `resume=True, given={...}` is the 0.1 spelling of `resume_lm(out, **given)`."""
+    `tcfg.preset` fills in the fields not named in `explicit` (None: those left at their
+    defaults; see presets.py). `resume=True, given={...}` is the 0.1 spelling of
+    `resume_lm(out, **given)`."""
     if resume:
         return resume_lm(out, quiet=quiet, hooks=hooks, **(given or {}))
     if tcfg is None:
         raise UsageError("train_lm needs a TrainConfig (to continue a run use resume_lm)")
-    return _guarded(tcfg, mcfg or ModelConfig(), out, None, quiet, hooks)
+    return _guarded(tcfg, mcfg or ModelConfig(), out, None, quiet, hooks, explicit)
 
 
 def resume_lm(run_dir: str | Path, quiet: bool = False, hooks: Optional[Hooks] = None, **changes) -> TrainResult:

@@ -3,6 +3,7 @@ of interleaved blocks (candidate and reference alternate, so a busy machine slow
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+DATA = Path(os.environ.get("RNNKIT_BENCH_DATA", ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"))
 
 import torch  # noqa: E402
 

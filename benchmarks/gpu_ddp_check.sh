@@ -33,7 +33,7 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, nccl {'.'.join(map
 PYEOF
 
 if [ -f ../shared/data/tinyshakespeare.txt ]; then DATA=(../shared/data/tinyshakespeare.txt); else DATA=(--corpus python-stdlib); fi
-RECIPE=(--cell lstm --layers 2 --hidden 256 --embed 64 --dropout 0.2 --seq-len 100 --batch 64
+RECIPE=(--preset cpu --cell lstm --layers 2 --hidden 256 --embed 64 --dropout 0.2 --seq-len 100 --batch 64
         --batching streams --lr 2e-3 --eval-every 100000 --save-every 100 --eval-chars 100000
         --sample-chars 200 --log-every 25 --device "$DEVICE" --seed 1337 ${EXTRA:-})
 

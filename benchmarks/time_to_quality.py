@@ -6,6 +6,13 @@
     python benchmarks/time_to_quality.py --train-reference   # also train the reference to 4,100 steps
     python benchmarks/time_to_quality.py --corpus python-stdlib --budget-steps 1025 --train-reference
                                                           # another text, a quarter of the budget
+    python benchmarks/time_to_quality.py --device cuda --budget 180   # the GPU recipe, 180 s on a GPU
+
+On a GPU (`--device cuda`) rnnkit trains its GPU recipe (`--preset auto` picks it there) for
+`--budget` seconds of training, evaluates the whole validation split every `--eval-every` steps
+(`--eval-chars 0`), and reports beside the static and dynamic scores the wall time, from the
+training process's start, at which a periodic evaluation first went below nanoGPT's best on the
+same chip (fixed figures: its unmodified shakespeare_char config on one H200, torch 2.11).
 
 The budget is the wall time the plain fp32 reference (Embedding 64 -> 2x256 LSTM, dropout 0.2 ->
 Linear; Adam 2e-3, clipping 1, batch 64 x 100 streams, state carried: the README's reference)
@@ -43,6 +50,8 @@ REF_STEPS, SEQ, BATCH = 4100, 100, 64
 REFERENCE = {"loss": 1.466}                                # README: plain LSTM, 4,100 steps
 NANOGPT = {"blocks of 64": 1.52, "sliding context": 1.48}   # same budget, the reference machine
 TARGETS = {"static": 1.43, "dynamic": 1.38}
+NANOGPT_GPU = {"best": 1.4712, "at_s": 76.0, "end": 1.697, "end_s": 172.0}   # H200, measured beside the project
+GPU_TARGETS = {"static": 1.40, "dynamic": 1.28}
 
 
 class Reference:
@@ -135,7 +144,11 @@ def main() -> None:
     ap.add_argument("--args", default="", help="extra `rnnkit train` options (quoted), e.g. '--hidden 384'")
     ap.add_argument("--dynamic-args", default="", help="extra `rnnkit eval --dynamic` options (quoted)")
     ap.add_argument("--out", default=None, help="run directory (default: a temporary one)")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda: the GPU recipe against nanoGPT's figures")
+    ap.add_argument("--eval-every", type=int, default=500, help="GPU: steps between whole-split evaluations")
     a = ap.parse_args()
+    if a.device.startswith("cuda"):
+        return gpu_main(a)
     torch.set_num_threads(a.threads)
     print(machine(), flush=True)
     out = Path(a.out or tempfile.mkdtemp(prefix="rnnkit-ttq-"))
@@ -186,6 +199,48 @@ def main() -> None:
                       "static": static["loss"], "dynamic": dynamic["loss"], "reference": ref,
                       "met": (static["loss"] <= TARGETS["static"] and dynamic["loss"] <= TARGETS["dynamic"])
                       if readme else None}))
+
+
+def gpu_main(a) -> None:
+    """The GPU recipe for --budget seconds (default 180) against nanoGPT's fixed H200 figures."""
+    name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU"
+    print(f"GPU: {name}; torch {torch.__version__}", flush=True)
+    budget = a.budget or 180.0
+    out = Path(a.out or tempfile.mkdtemp(prefix="rnnkit-ttq-gpu-"))
+    out.mkdir(parents=True, exist_ok=True)
+    data = corpus_file(a.corpus, out) if a.corpus else Path(a.data)
+    text = data.read_text(encoding="utf-8")
+    n_val = int(len(text) * 0.1)
+    run = out / "run"
+    t0 = time.time()
+    rnnkit("train", str(data), "--out", str(run), "--device", a.device, "--max-time", f"{budget:g}",
+           "--eval-chars", "0", "--eval-every", str(a.eval_every), "--sample-chars", "0", *shlex.split(a.args))
+    wall = time.time() - t0
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in recs if r.get("val_loss") is not None and "unix_time" in r]
+    below = next((r for r in evals if r["val_loss"] < NANOGPT_GPU["best"]), None)
+    val = out / "val.txt"
+    val.write_text(text[len(text) - n_val:], encoding="utf-8")
+    static = score(run, val, ["--device", a.device])
+    dynamic = score(run, val, ["--device", a.device, "--dynamic", *shlex.split(a.dynamic_args)])
+    last = max(recs, key=lambda r: (r.get("step", 0), "val_loss" in r))
+    cfg = json.loads((run / "config.json").read_text())
+    print(f"rnnkit preset {cfg['train']['preset']} ({a.args or 'defaults'}): {last['step']:,} steps, "
+          f"{last['chars']:,} chars, {last['time']:.0f} s of training, {wall:.0f} s wall with evaluations")
+    best = min((r["val_loss"] for r in evals), default=float("nan"))
+    print(f"validation, last 10% ({static['chars']:,} chars, one stream, last checkpoint):")
+    print(f"  static   {static['loss']:.4f}  target <= {GPU_TARGETS['static']}")
+    print(f"  dynamic  {dynamic['loss']:.4f}  target <= {GPU_TARGETS['dynamic']}")
+    print(f"  best periodic evaluation (16 streams, whole split) {best:.4f}")
+    print("  below nanoGPT's 1.4712: " + (f"{below['unix_time'] - t0:.0f} s wall from the process start (step "
+                                          f"{below['step']:,}, {below['val_loss']:.4f}); nanoGPT: 76 s" if below
+                                          else "never"))
+    print(f"  nanoGPT shakespeare_char, same chip: best {NANOGPT_GPU['best']} at {NANOGPT_GPU['at_s']:.0f} s, "
+          f"{NANOGPT_GPU['end']} at its end ({NANOGPT_GPU['end_s']:.0f} s)")
+    print(json.dumps({"gpu": name, "budget_s": budget, "steps": last["step"], "static": static["loss"],
+                      "dynamic": dynamic["loss"], "best_periodic": best, "wall_s": wall,
+                      "below_nanogpt_s": below["unix_time"] - t0 if below else None,
+                      "curve": [[round(r["unix_time"] - t0, 1), r["step"], r["val_loss"]] for r in evals]}))
 
 
 if __name__ == "__main__":

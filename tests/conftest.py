@@ -1,9 +1,18 @@
 """Shared fixtures: a small text, a tiny trained run (made once per session), and `cli` to run
-`python -m rnnkit` as a separate process (see cli_runner.py)."""
+`python -m rnnkit` as a separate process (see cli_runner.py).
+
+Where a GPU is: the default suite holds CPU promises (bitwise resume, exact sums), so it hides CUDA
+from itself and every process it starts, and rnnkit's `auto` device is the CPU. The GPU's own tests
+carry the `gpu` marker and run in a session of their own, `RNNKIT_TEST_GPU=1 pytest -m gpu`
+(benchmarks/gpu_suite.sh); elsewhere they are skipped."""
 from __future__ import annotations
 
 import hashlib
 import os
+
+GPU_SESSION = os.environ.get("RNNKIT_TEST_GPU") == "1"
+if not GPU_SESSION:
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""   # before torch starts CUDA: read once, at its first use
 import random
 import shutil
 import sys
@@ -107,3 +116,15 @@ def tree_digest(root: Path, skip: Path | None = None) -> dict[str, str]:
             else:
                 out[rel] = "special"
     return out
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests run only in a GPU session with CUDA present; the others only outside one."""
+    gpu_here = GPU_SESSION and torch.cuda.is_available()
+    for item in items:
+        if "gpu" in item.keywords and not gpu_here:
+            why = ("no CUDA GPU here" if GPU_SESSION else
+                   "GPU tests run on their own: RNNKIT_TEST_GPU=1 pytest -m gpu (benchmarks/gpu_suite.sh)")
+            item.add_marker(pytest.mark.skip(reason=why))
+        elif "gpu" not in item.keywords and GPU_SESSION:
+            item.add_marker(pytest.mark.skip(reason="a GPU session runs the gpu tests only"))

@@ -181,7 +181,8 @@ class LMHooks:
         n = len(s.val_ids) if not t.eval_chars else min(len(s.val_ids), t.eval_chars)
         streams = min(EVAL_STREAMS, max(1, (n - 1) // 2))   # a short split: fewer, still whole streams
         val = distributed_loss(s.model, s.val_ids[:n], s.d, streams)
-        rec = {"step": st.step, "chars": st.chars, "val_loss": val, "val_bpc": bits(val), "time": round(st.elapsed, 3)}
+        rec = {"step": st.step, "chars": st.chars, "val_loss": val, "val_bpc": bits(val), "time": round(st.elapsed, 3),
+               "unix_time": round(time.time(), 3)}
         if s.d.main and t.sample_chars:
             rec["sample"] = generate(s.model, s.vocab, SampleConfig(length=t.sample_chars, temperature=0.8,
                                                                     seed=st.step, device=str(s.d.device)))[0]

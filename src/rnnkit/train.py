@@ -183,6 +183,7 @@ class Hooks:
 
 REFIT_EVERY = 50   # steps between refits of a --max-time schedule length
 SYNC_EVERY = 20    # on a GPU, the host reads the loss and the ranks agree at least this often
+FAST_STEP = None   # None: the sync-free step on CUDA with fused AdamW; True/False force it (tests)
 
 
 class TrainClock:
@@ -216,7 +217,8 @@ class Trainer:
         self.precision = precision.resolve(cfg.precision, d.device)   # "fp32" | "bf16", what runs
         self.mask_gen = torch.Generator(device=d.device)
         # a GPU with fused AdamW steps without waiting for the host (device_step); else every step syncs
-        self.fast = d.device.type == "cuda" and bool(optimizer.defaults.get("fused"))
+        self.fast = bool(optimizer.defaults.get("fused")) and (d.device.type == "cuda" if FAST_STEP is None
+                                                               else FAST_STEP)
         self.at_sync = True                           # the last step agreed across ranks (see synced)
         self.bad_at: Optional[torch.Tensor] = None    # GPU: the first step with a non-finite loss (-1: none)
 
@@ -298,7 +300,7 @@ class Trainer:
         if self.bad_at is None:
             self.bad_at = torch.full((), -1, dtype=torch.long, device=loss.device)
         self.bad_at = torch.where(bad & (self.bad_at < 0), self.state.step, self.bad_at)
-        self.opt.found_inf = bad.float().reshape(1)
+        self.opt.found_inf = bad.float().reshape(())
         try:
             self.opt.step()
         finally:

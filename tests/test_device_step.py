@@ -1,0 +1,56 @@
+"""The sync-free training step (train.Trainer.device_step) and the device options.
+
+On a GPU the step does not wait for the host: the loss is read at log/eval/save steps only and a
+non-finite loss skips the update on the device (fused AdamW's found_inf). The same code runs on
+the CPU when forced (train.FAST_STEP), which is how these tests hold it to the synced step."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import TINY_MODEL, TINY_TRAIN
+from rnnkit import ModelConfig, TrainConfig, train_lm
+from rnnkit import train as train_mod
+from rnnkit.train import Hooks, NonFiniteLoss
+
+
+def losses(run) -> dict[int, float]:
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in recs if "loss" in r}
+
+
+def run(tmp_path, name, fast, monkeypatch, **extra):
+    monkeypatch.setattr(train_mod, "FAST_STEP", fast)
+    cfg = TrainConfig(files=extra.pop("files"),
+                      **(TINY_TRAIN | dict(max_steps=30, log_every=5, eval_every=10, save_every=10)))
+    model = ModelConfig(**(TINY_MODEL | dict(layers=2, dropout=0.2, weight_drop=0.1, locked_dropout=0.1)))
+    train_lm(cfg, model, tmp_path / name, quiet=True, **extra)
+    return tmp_path / name
+
+
+def test_device_step_trains_the_same_numbers(text_file, tmp_path, monkeypatch):
+    synced = losses(run(tmp_path, "synced", False, monkeypatch, files=[str(text_file)]))
+    fast = losses(run(tmp_path, "fast", True, monkeypatch, files=[str(text_file)]))
+    assert sorted(fast) == sorted(synced) and len(fast) >= 6
+    for step, value in synced.items():
+        assert fast[step] == pytest.approx(value, rel=1e-6, abs=1e-6), step
+
+
+def test_device_step_reports_a_non_finite_loss_with_its_step(text_file, tmp_path, monkeypatch):
+    def inject(step, loss):
+        return loss * float("nan") if step == 12 else loss     # step 13, 1-based
+    with pytest.raises(NonFiniteLoss) as e:
+        run(tmp_path, "nan", True, monkeypatch, files=[str(text_file)], hooks=Hooks(inject=inject))
+    assert "non-finite loss at step 13" in str(e.value)
+    from rnnkit.checkpoint import load_checkpoint
+    assert load_checkpoint(tmp_path / "nan" / "last.safetensors")[1]["state"]["step"] == 10   # intact
+
+
+def test_device_cuda_without_a_gpu_is_one_line(cli, text_file, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible")
+    res = cli("train", str(text_file), "--out", str(tmp_path / "r"), "--device", "cuda", "--max-steps", "1")
+    assert res.rc == 2 and len(res.err_lines) == 1 and "no CUDA GPU" in res.err, res
+    assert not (tmp_path / "r").exists()

@@ -110,7 +110,7 @@ def capturing(monkeypatch, make_graph):
         return made[-1]
 
     monkeypatch.setattr(sample, "runner_for", runner_with_capture)
-    monkeypatch.setattr(graphs, "side_stream", lambda: None)
+    monkeypatch.setattr(graphs, "side_stream", lambda device: None)
     monkeypatch.setattr(graphs, "capture_graph", fake_capture)
     return made
 

@@ -50,10 +50,10 @@ def runner_for(mode: str, stepper, pick, n: int, length: int, device: torch.devi
     return ChunkRunner(stepper, pick, n, length, capture)
 
 
-def side_stream():
-    """The stream that warms up and captures (a new one, as the CUDA graphs docs do; the tests
-    replace it with None to run the capture logic on a CPU)."""
-    side = torch.cuda.Stream()
+def side_stream(device: torch.device):
+    """The stream that warms up and captures (a new one on the model's GPU, as the CUDA graphs
+    docs do; the tests replace it with None to run the capture logic on a CPU)."""
+    side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream())
     return side
 
@@ -126,7 +126,7 @@ class ChunkRunner:
     def _warm_up_and_capture(self) -> None:
         error, side = None, None
         try:
-            side = side_stream()
+            side = side_stream(self.stepper.logits.device)
         except Exception as e:
             error = e
         with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
@@ -152,6 +152,12 @@ class ChunkRunner:
         """Draws the whole text from the prompt's logits (N, V): emit(rows) per chunk, rows being
         each sample's new ids; ends early once every stopper is done."""
         self.stepper.logits.copy_(logits)
+        device = self.stepper.logits.device
+        # the model's GPU is the current one, so streams, capture and replay all run on it
+        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            self._generate(emit, stoppers)
+
+    def _generate(self, emit, stoppers) -> None:
         t = 0
         while t < self.length:
             rows = self.run(t)[:self.length - t]                 # (steps, N)

@@ -105,9 +105,11 @@ def sample_rates(hidden: int, length: int, device: torch.device) -> list[list[st
             for _ in range(length):
                 out, state = model.rnn(model.embedding(x), state)
                 x = torch.multinomial(torch.softmax(model.head(out[:, -1]), -1), 1, generator=gen)
-        cfg = SampleConfig(length=length, num=n, seed=1, device=str(device))
+        cfg = lambda graphs: SampleConfig(length=length, num=n, seed=1, device=str(device), graphs=graphs)
         rates = {}
-        for name, fn in (("plain loop", plain), ("rnnkit", lambda: generate(model, vocab, cfg))):
+        for name, fn in (("plain loop", plain),
+                         ("rnnkit (graphs auto)", lambda: generate(model, vocab, cfg("auto"))),
+                         ("rnnkit --graphs off", lambda: generate(model, vocab, cfg("off")))):
             fn()                                                            # warm-up
             sync(device)
             t = time.perf_counter()

@@ -135,6 +135,10 @@ class SampleConfig(Config):
     precision: str = opt("auto", "fp32: exact; bf16 or int8: faster large models, probabilities within "
                          "~1e-2; auto: fp32, or bf16 for batches of 8+ at hidden 256+ where the CPU "
                          "has native bf16", choices=("auto", "fp32", "bf16", "int8"))
+    # issue 24: generation at GPU speed
+    graphs: str = opt("auto", "CUDA graphs: draw K characters per captured, replayed graph (the same "
+                      "text as off); auto: on for CUDA, off on a CPU; on, on a CPU: K-step chunks, "
+                      "eagerly", choices=("auto", "on", "off"))
 
     def validate(self) -> "SampleConfig":
         super().validate()

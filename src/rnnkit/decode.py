@@ -34,12 +34,20 @@ class Picker:
 
     def __call__(self, logits: torch.Tensor, step: int, out: torch.Tensor) -> torch.Tensor:
         """Writes the drawn ids (N,) of sampling step `step` into `out`."""
+        if not self.greedy and step % self.chunk == 0:
+            self.noise = self.draw()
+        return self.choose(logits, None if self.greedy else self.noise[step % self.chunk], out)
+
+    def draw(self) -> torch.Tensor:
+        """The noise of the next `chunk` steps, (chunk, N, K or V): T * Gumbel(0, 1)."""
+        u = torch.rand(self.shape, generator=self.gen, device=self.device)
+        return u.log_().neg_().log_().neg_().mul_(self.t)
+
+    def choose(self, logits: torch.Tensor, g: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+        """Writes the ids (N,) drawn from `logits` with one step's noise `g` (None: greedy) into
+        `out`. No host syncs, so a CUDA graph can capture it (graphs.py)."""
         if self.greedy:
             return torch.argmax(logits, 1, out=out)
-        if step % self.chunk == 0:
-            u = torch.rand(self.shape, generator=self.gen, device=self.device)
-            self.noise = u.log_().neg_().log_().neg_().mul_(self.t)                # T * Gumbel(0, 1)
-        g = self.noise[step % self.chunk]
         if self.k is None and self.p is None:
             return torch.argmax(torch.add(logits.float(), g, out=self.scratch), 1, out=out)
         if self.k is not None:

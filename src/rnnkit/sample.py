@@ -6,7 +6,8 @@ searches for the most probable continuation instead of sampling. The same seed g
 text. `generate` streams each new piece to a callback as it is drawn (beam search: when done).
 
 After the prompt (one call of the model's fused forward), characters come from `FastStep`
-(step.py: weights laid out once, at the chosen precision) and are chosen by decode.py's `Picker`.
+(step.py: weights laid out once, at the chosen precision) and are chosen by decode.py's `Picker`;
+on CUDA, K steps at a time are replayed as one captured CUDA graph (graphs.py, `graphs`).
 `PlainStep`, the model's own forward per character, is the reference the tests hold it to.
 
     from rnnkit import load_model, SampleConfig, generate
@@ -23,6 +24,7 @@ import torch
 
 from .config import RnnkitError, SampleConfig, UsageError, param
 from .decode import Picker, Stopper, beam_search
+from .graphs import runner_for
 from .models import SequenceModel
 from .step import FastStep, PlainStep, bf16_native, check_precision  # noqa: F401 (FastStep, PlainStep: API)
 from .vocab import Vocab
@@ -161,6 +163,11 @@ def generate(model: SequenceModel, vocab: Vocab, cfg: SampleConfig,
     # noise for `chunk` steps at once, bounded for wide batches (the text does not depend on it)
     chunk = max(1, min(cfg.length, CHUNK, NOISE_FLOATS // (n * logits.shape[-1])))
     pick = Picker(cfg, n, logits.shape[-1], gen, device, chunk)
+    runner = runner_for(cfg.graphs, stepper, pick, n, cfg.length, device)   # graphs.py: K steps a call
+    if runner is not None:
+        runner.generate(logits, emit, stoppers)
+        emit([[] for _ in range(n)], final=True)
+        return out
     drawn = torch.empty(chunk, n, dtype=torch.long, device=device)   # ids of the current chunk
     for t in range(cfg.length):
         k = t % chunk

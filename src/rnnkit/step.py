@@ -12,6 +12,8 @@ a CPU, see benchmarks/sample_throughput.py). Its products run at a chosen precis
         bound, so this is the lever there.
 
 The embedding table and the head stay fp32 in every mode, and so do the gates' nonlinearities.
+On CUDA an LSTM or GRU layer's gate arithmetic is one fused kernel (the one nn.LSTMCell uses)
+instead of about six elementwise ones: a one-character step there is bound by kernel launches.
 """
 from __future__ import annotations
 
@@ -60,6 +62,42 @@ def check_precision(precision: str, device: torch.device) -> None:
     if precision == "int8" and not int8_available():
         raise UsageError(f"{setting('precision', 'int8')} needs PyTorch's fbgemm/x86 quantised kernels, "
                          f"which this build lacks; use {setting('precision', 'fp32')}")
+
+
+_FUSED_OK: dict = {}
+
+
+def fused_cell_ok(cell: str, like: torch.Tensor) -> bool:
+    """Whether CUDA's fused LSTM/GRU pointwise kernel is here and agrees with the unfused gate
+    arithmetic on a small probe (checked once per cell, device and dtype; any error means no)."""
+    if like.device.type != "cuda" or like.dtype != torch.float32 or cell not in ("lstm", "gru"):
+        return False
+    key = (cell, str(like.device))
+    if key not in _FUSED_OK:
+        try:
+            _FUSED_OK[key] = _fused_matches(cell, like.device)
+        except Exception:   # an op missing from this build, a kernel error: keep the unfused path
+            _FUSED_OK[key] = False
+    return _FUSED_OK[key]
+
+
+def _fused_matches(cell: str, device) -> bool:
+    H, g = 8, 4 if cell == "lstm" else 3
+    gi = torch.linspace(-3, 3, 2 * g * H, device=device).view(2, g * H)        # (N, G*H)
+    gh = gi.flip(1) * 0.5
+    hc = torch.linspace(-1, 1, 4 * H, device=device).view(2, 2 * H)[:, :H]    # strided, as hs is
+    s = torch.sigmoid
+    if cell == "lstm":
+        hy, cy, _ = torch.ops.aten._thnn_fused_lstm_cell(gi, gh, hc)
+        i, f, gg, o = (gi + gh).chunk(4, 1)
+        c_ref = s(f) * hc + s(i) * torch.tanh(gg)
+        ok = torch.allclose(cy, c_ref, atol=1e-5) and torch.allclose(hy, s(o) * torch.tanh(c_ref), atol=1e-5)
+    else:
+        hy, _ = torch.ops.aten._thnn_fused_gru_cell(gi, gh, hc)
+        r, z = s(gi[:, :H] + gh[:, :H]), s(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+        ok = torch.allclose(hy, n + z * (hc - n), atol=1e-5)
+    return bool(ok)
 
 
 class PlainStep:
@@ -174,6 +212,9 @@ class FastStep:
         self.tmp = new(n, H)
         self.logits = new(n, model.head.out_features)
         self.layer = {"lstm": self._lstm, "gru": self._gru, "rnn": self._rnn}[self.cell]
+        self.fused = precision == "fp32" and fused_cell_ok(self.cell, self.table)   # CUDA only
+        self.no_gates = new(n, g * H) if self.fused and self.cell == "lstm" else None
+        self.c_home = list(self.c) if self.c is not None else None
 
     def h(self, l: int) -> torch.Tensor:
         return self.hs[:, l * self.H:(l + 1) * self.H]
@@ -211,9 +252,21 @@ class FastStep:
             return self.w_hh0(self.h(0), gates, add=True)
         return self.w_cat[l](self.hs[:, (l - 1) * H:(l + 1) * H], gates)
 
+    def settle(self) -> None:
+        """Copy each cell state back into its own buffer (the fused path hands a new tensor on per
+        step; a CUDA graph replays reads from the buffers it was captured with)."""
+        for l, home in enumerate(self.c_home or ()):
+            if self.c[l] is not home:
+                home.copy_(self.c[l])
+                self.c[l] = home
+
     def _lstm(self, l: int, ids: torch.Tensor) -> None:
         H, c, t = self.H, self.c[l], self.tmp
         z = self._input_product(l, ids)
+        if self.fused:   # one kernel: c' = f*c + i*g, h' = o*tanh(c'); c' is passed on, not copied
+            hy, self.c[l], _ = torch.ops.aten._thnn_fused_lstm_cell(z, self.no_gates, c)
+            self.h(l).copy_(hy)
+            return
         torch.tanh(z[:, 2 * H:3 * H], out=t)        # g
         z.sigmoid_()                                 # i, f, (g unused), o
         c.mul_(z[:, H:2 * H]).addcmul_(z[:, :H], t)  # c = f*c + i*g
@@ -230,6 +283,9 @@ class FastStep:
         else:
             self.w_in[l](self.h(l - 1), gi)
         self.w_hid[l](h, gh)
+        if self.fused:   # one kernel for the gates, as below (gh carries b_hn inside r * (...))
+            h.copy_(torch.ops.aten._thnn_fused_gru_cell(gi, gh, h)[0])
+            return
         rz = gi[:, :2 * H].add_(gh[:, :2 * H]).sigmoid_()
         n = gi[:, 2 * H:].addcmul_(rz[:, :H], gh[:, 2 * H:]).tanh_()   # n = tanh(W_in x + b_in + r*(W_hn h + b_hn))
         h.sub_(n).mul_(rz[:, H:]).add_(n)                              # h = n + z*(h - n)

@@ -79,6 +79,15 @@ def main() -> None:
     rows, figures = [], {}
     for h in a.hidden:
         loops = {"fp32": Loop(ids, h, False), "bf16": Loop(ids, h, True)}
+        try:
+            loops["bf16"].block(1)
+        except RuntimeError as e:   # oneDNN without a bf16 LSTM for this CPU (seen: AVX2-only AMD EPYC)
+            f32 = median(interleaved({"fp32": lambda: loops["fp32"].block(a.steps)}, a.blocks)["fp32"])
+            why = (str(e).strip().splitlines() or ["RuntimeError"])[0][:120]
+            print(f"H{h}: bf16 does not run on this CPU ({why})", file=sys.stderr, flush=True)
+            rows.append([f"H{h}", f"{f32:,.0f}", "n/a", "n/a"])
+            figures[h] = {"fp32": f32, "bf16": None, "ratio": None}
+            continue
         rates = interleaved({k: (lambda lp=lp: lp.block(a.steps)) for k, lp in loops.items()}, a.blocks)
         f32, b16 = median(rates["fp32"]), median(rates["bf16"])
         pairs = median([b / f for b, f in zip(rates["bf16"], rates["fp32"])])

@@ -26,8 +26,9 @@ MODEL = ModelConfig(**(TINY_MODEL | dict(layers=2, hidden=64, dropout=0.2)))
 
 
 def cfg(text_file, **kw) -> TrainConfig:
+    # preset cpu: the tiny test model keeps the CPU defaults (the gpu recipe warms up for 100 steps)
     return TrainConfig(files=[str(text_file)], **(TINY_TRAIN | dict(device="cuda", max_steps=40, log_every=5,
-                                                                   eval_every=20, save_every=20) | kw))
+                                                                   eval_every=20, save_every=10, preset="cpu") | kw))
 
 
 def losses(run) -> dict[int, float]:

@@ -7,7 +7,8 @@
 One small LSTM leaves a GPU nearly idle, so K candidates train side by side as K processes (each
 on its own CPU core). Every run sees only the first 90% of the text (`tail.txt`): rnnkit trains on
 its first 90% (81% of the text) and the tail, the next 9%, is scored as one stream with the state
-carried, from the `last` checkpoint. The validation split one reports later (the last 10%) is
+carried, from the `last` checkpoint (`--score`; by default the run's own last evaluation of the
+whole tail, `--eval-chars 0`, 16 streams, costs nothing more). The validation split one reports later (the last 10%) is
 never seen, so a recipe picked here is picked honestly. Runs that share the GPU get a share of it:
 a run limited by --max-time makes fewer steps than it would alone (the steps are reported).
 Prints one row per run (steps, training loss at a few steps, tail loss) and writes sweep.json.
@@ -61,8 +62,10 @@ def losses_at(run: Path, steps=(100, 200, 300, 500)) -> dict:
         if near:
             out[f"loss@{s}"] = sum(near) / len(near)
     last = max((r["step"] for r in recs if "step" in r), default=0)
-    warn = [r.get("message") for r in recs if "not_learning" in r]
-    return {"steps": last, **out, "final_loss": train[-1]["loss"] if train else None, "not_learning": warn}
+    warn = [r["not_learning"] for r in recs if "not_learning" in r]
+    vals = [r["val_loss"] for r in recs if r.get("val_loss") is not None]
+    return {"steps": last, **out, "final_loss": train[-1]["loss"] if train else None,
+            "tail_16": vals[-1] if vals else None, "not_learning": warn}
 
 
 def main() -> None:
@@ -74,7 +77,8 @@ def main() -> None:
     ap.add_argument("--limit", default="--max-time 150", help="the limit every run gets")
     ap.add_argument("--common", default="", help="options every run gets")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--no-score", action="store_true", help="skip the tail evaluation")
+    ap.add_argument("--score", action="store_true", help="also score the tail as one stream (rnnkit eval)")
+    ap.add_argument("--no-score", action="store_true", help="(kept for old scripts; scoring is off by default)")
     ap.add_argument("--dynamic", action="store_true", help="also score the tail with --dynamic")
     a = ap.parse_args()
     out = Path(a.out)
@@ -90,7 +94,8 @@ def main() -> None:
     procs, t0 = {}, time.time()
     for name, opts in runs.items():
         cmd = rnnkit + ["train", str(tail), "--out", str(out / name), "--device", a.device, "--threads", "1",
-                        "--sample-chars", "0", *shlex.split(a.limit), *shlex.split(common), *shlex.split(opts)]
+                        "--sample-chars", "0", "--eval-chars", "0", *shlex.split(a.limit), *shlex.split(common),
+                        *shlex.split(opts)]
         procs[name] = subprocess.Popen(cmd, stdout=open(out / f"{name}.log", "w"), stderr=subprocess.STDOUT, env=env)
     rows = {}
     for name, p in procs.items():
@@ -99,7 +104,7 @@ def main() -> None:
         if rc == 0:
             rows[name] |= losses_at(out / name)
     print(f"{len(runs)} runs side by side, {time.time() - t0:.0f} s", flush=True)
-    if not a.no_score:
+    if a.score:
         for name, row in rows.items():
             if row["rc"]:
                 continue
@@ -109,10 +114,11 @@ def main() -> None:
                 if done.returncode == 0:
                     row[kind] = json.loads(done.stdout.splitlines()[-1])["loss"]
     (out / "sweep.json").write_text(json.dumps(rows, indent=2))
-    keys = ["steps", "loss@100", "loss@200", "loss@300", "loss@500", "final_loss", "tail", "tail_dynamic"]
+    keys = ["steps", "loss@100", "loss@200", "loss@300", "loss@500", "final_loss", "tail_16", "tail", "tail_dynamic"]
     print("| run | " + " | ".join(keys) + " | options |")
     print("|---" * (len(keys) + 2) + "|")
-    for name, row in sorted(rows.items(), key=lambda kv: kv[1].get("tail", kv[1].get("final_loss") or 9)):
+    rank = lambda kv: kv[1].get("tail") or kv[1].get("tail_16") or kv[1].get("final_loss") or 9   # noqa: E731
+    for name, row in sorted(rows.items(), key=rank):
         cells = [f"{row[k]:.4f}" if isinstance(row.get(k), float) else str(row.get(k, "")) for k in keys]
         print(f"| {name} | " + " | ".join(cells) + f" | {row['options']}" + (f" (rc {row['rc']})" if row["rc"] else "") + " |")
 

@@ -11,7 +11,8 @@ infers the frequency, season and window; forecast_inputs.py scales on the traini
 windows; forecast_model.py is the network, its ensemble and the training loop; baselines.py and
 classic.py are the yardsticks; intervals.py calibrates the bands; forecast_fit.py fits and
 scores; backtest.py rolls the origin; forecast_report.py writes the verdict and the JSON;
-forecast_io.py saves, loads and predicts. This module runs the whole command.
+forecast_io.py saves, loads and predicts; forecast_future.py refits on every row and forecasts
+the steps after the last. This module runs the whole command.
 """
 from __future__ import annotations
 

@@ -64,3 +64,9 @@ def test_each_fit_is_given_only_rows_before_its_cut(monkeypatch):
     monkeypatch.setattr(bt, "fit_parts", spy)
     run_backtest(ForecastConfig(**{**CFG, "refit": True}), series(walk()), ["y"], "y", 60, None, log=lambda m: None)
     assert seen == [(160, 140), (180, 160), (200, 180)]    # (rows the fold holds, rows it fits on)
+
+
+def test_folds_report_mase_for_the_model_and_the_yardsticks():
+    out = run_backtest(ForecastConfig(**CFG), series(walk()), ["y"], "y", 60, None, log=lambda m: None)
+    assert out["folds"][0]["mase"]["model"] > 0 and "naive" in out["folds"][0]["mase"]
+    assert out["mean"]["mase"]["model"] == pytest.approx(sum(f["mase"]["model"] for f in out["folds"]) / 3)

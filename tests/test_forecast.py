@@ -170,7 +170,7 @@ def test_builtin_series_is_oldest_first_goog():
 # ---- honesty: scaling from the train part, the naive baseline ------------------------------
 
 def test_scaler_comes_from_the_training_rows_only(tmp_path):
-    cfg = ForecastConfig(**FAST)
+    cfg = ForecastConfig(**FAST, future=False)     # the evaluation's model (the refit sees every row)
     v = walk(100)
     base = run_forecast(cfg, str(write_csv(tmp_path / "a.csv", v)), str(tmp_path / "a"), log=lambda m: None)
     n_train = base.n_train
@@ -214,9 +214,10 @@ def test_naive_baseline_on_a_known_series(tmp_path):
 def test_forecast_cli_json_plot_and_predict_round_trip(capsys, tmp_path, good):
     run = tmp_path / "run"
     code, out, _ = cli(capsys, "forecast", str(good), "--out", str(run), "--epochs", "2", "--hidden", "4",
-                       "--json")
+                       "--json", "--no-future")        # the evaluation's model is saved: no refit
     assert code == 0
     res = json.loads(out.strip().splitlines()[-1])
+    assert res["future"] is None and not (run / "future.csv").exists()
     assert {"model", "naive", "skill", "beat_naive"} <= set(res) and res["test_rows"] == 18
     assert "did NOT beat" in out or "beat the naive" in out
     assert (run / "forecast.png").stat().st_size > 10_000

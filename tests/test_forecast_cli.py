@@ -63,7 +63,8 @@ def digest(d: Path) -> dict:
 def test_a_saved_forecaster_is_replaced_only_with_force(capsys, tmp_path):
     path, run = walk_csv(tmp_path / "a.csv"), tmp_path / "run"
     assert cli(capsys, "forecast", path, "--out", run, *QUICK)[0] == 0
-    assert {p.name for p in run.iterdir()} == {"forecast.safetensors", "metrics.json", "predictions.csv", "forecast.png"}
+    assert {p.name for p in run.iterdir()} == {"forecast.safetensors", "metrics.json", "predictions.csv", "forecast.png",
+                                                "future.csv"}
     before = digest(run)
     msg = refused(capsys, "forecast", path, "--out", run, *QUICK)
     assert "already holds a forecaster" in msg and "--force" in msg

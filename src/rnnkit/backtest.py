@@ -57,10 +57,17 @@ def run_backtest(cfg: ForecastConfig, series: Series, feats: list[str], target: 
         out.append({"fold": i, "train_rows": fit_cut, "test_first_row": cut, "test_rows": end - cut,
                     "model": sc.model, "naive": sc.baseline, "skill": sc.skill,
                     "baselines": {k: v["rmse"] for k, v in sc.baselines.items()},
+                    "mase": {"model": sc.model.get("mase"), **{k: v.get("mase") for k, v in sc.baselines.items()}},
                     "intervals": {k: v.get("coverage") for k, v in sc.intervals.items()}})
         log(f"backtest fold {i}: rows {cut}..{end - 1}, RMSE {sc.model['rmse']:.4g}, naive {sc.baseline['rmse']:.4g}")
     skills = [f["skill"] for f in out if f["skill"] is not None]
     mean = {"model_rmse": statistics.fmean(f["model"]["rmse"] for f in out),
             "naive_rmse": statistics.fmean(f["naive"]["rmse"] for f in out),
-            "skill": statistics.fmean(skills) if skills else None}
+            "skill": statistics.fmean(skills) if skills else None,
+            "mase": {k: _mean([f["mase"].get(k) for f in out]) for k in out[0]["mase"]}}
     return {"folds": out, "step": out[0]["test_rows"], "refit": cfg.refit, "mean": mean}
+
+
+def _mean(values: list) -> Optional[float]:
+    """The mean over the folds, None when a fold has no value (a yardstick missing there)."""
+    return None if any(v is None for v in values) else statistics.fmean(values)

@@ -1,4 +1,4 @@
-"""Classical yardsticks from statsmodels (the optional `classic` extra): ETS and ARIMA.
+"""Classical yardsticks from statsmodels (the optional `classic` extra): ETS, ARIMA, Theta, Comb.
 
 Each model is fitted on the training part's target only, then run with those parameters over the
 whole series (`results.apply`), so the forecast from origin o uses rows 0..o and nothing later:
@@ -8,6 +8,10 @@ state predicted for row o+1 is  y = d + Z T^(h-1) a + Z sum_j T^j c  (a time-inv
     ETS    additive errors, damped additive trend, additive season when 1 < s <= 24
     ARIMA  (p, d, q) with d from an ADF test on the training part, p and q by AIC over a few orders,
            Hannan-Rissanen estimates
+    Theta  statsmodels' ThetaModel (theta = 2: SES with half the linear trend's slope, on data
+           deseasonalised by classical decomposition when its seasonality test says so); the
+           filter is rerun here with the training part's alpha, slope and seasonal indices
+    Comb   the mean of ETS, ARIMA and Theta: the benchmark the M4 competition asked to beat
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import numpy as np
 
 MAX_ETS_SEASON = 24       # a longer season makes the state (and the fit) too slow for the CLI
 ORDERS = ((1, 1), (2, 1), (2, 2))
+CLASSIC = ("ets", "arima", "theta", "comb")
 
 
 def available() -> Optional[str]:
@@ -69,23 +74,54 @@ def _arima(train: np.ndarray):
     return best
 
 
+def theta_forecasts(y: np.ndarray, n_train: int, season: int, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """(M, H) Theta forecasts of rows o+1 .. o+H from every origin o, with the parameters that
+    ThetaModel fits on rows < n_train:  x_hat(o+h) = l_o + b0 / 2 * (h - 1 + 1/a - (1-a)^(o+1) / a),
+    l_o the SES level of the deseasonalised rows 0..o, reseasonalised by the index of row o+h."""
+    from scipy.signal import lfilter
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+    seasonal = 1 < season and n_train >= 2 * season
+    r = ThetaModel(y[:n_train], period=season if seasonal else None, deseasonalize=seasonal).fit()
+    b0, a = float(r.params["b0"]), float(r.params["alpha"])
+    idx = np.asarray(r._seasonal)                          # (s,) by row % s; empty: no season found
+    mul = r.model.method.startswith("mul")
+    t = np.arange(len(y))
+    z = y if not len(idx) else (y / idx[t % season] if mul else y - idx[t % season])
+    level = lfilter([a], [1.0, a - 1.0], z, zi=[(1 - a) * z[0]])[0]    # l_t = a z_t + (1-a) l_(t-1)
+    h = np.arange(1, horizon + 1)[None, :]
+    T = (origins + 1)[:, None]
+    drift = h - 1 + ((1 - (1 - a) ** T) / a if a > 0 else 0.0)
+    out = level[origins][:, None] + 0.5 * b0 * drift                  # (M, H) deseasonalised
+    if len(idx):
+        s = idx[(origins[:, None] + h) % season]
+        out = out * s if mul else out + s
+    return out
+
+
+def _fit_one(name: str, y: np.ndarray, n_train: int, season: int, origins: np.ndarray, horizon: int):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")               # convergence chatter from the optimiser
+            if name == "theta":
+                f = theta_forecasts(y, n_train, season, origins, horizon)
+            else:
+                model = _ets(y[:n_train], season) if name == "ets" else _arima(y[:n_train])
+                f = h_step(model.apply(y), origins, horizon)
+        return f if np.isfinite(f).all() else "the fit gave non-finite forecasts"
+    except (ValueError, np.linalg.LinAlgError, ZeroDivisionError) as e:
+        return f"the fit failed ({str(e).splitlines()[0][:80]})"
+
+
 def classic_forecasts(y: np.ndarray, n_train: int, season: int, origins: np.ndarray,
                       horizon: int) -> dict:
-    """name -> (M, H) forecasts, or name -> str (why the model is missing)."""
+    """name -> (M, H) forecasts, or name -> str (why the model is missing): ets, arima, theta and
+    comb, their mean (missing when one of the three is)."""
     why = available()
+    if why is None and n_train < 20:
+        why = f"needs >= 20 training rows (has {n_train})"
     if why:
-        return {"ets": why, "arima": why}
-    if n_train < 20:
-        return {"ets": f"needs >= 20 training rows (has {n_train})",
-                "arima": f"needs >= 20 training rows (has {n_train})"}
-    out: dict = {}
-    for name, fit in (("ets", lambda t: _ets(t, season)), ("arima", _arima)):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")               # convergence chatter from the optimiser
-                res = fit(y[:n_train]).apply(y)
-                f = h_step(res, origins, horizon)
-            out[name] = f if np.isfinite(f).all() else "the fit gave non-finite forecasts"
-        except (ValueError, np.linalg.LinAlgError) as e:
-            out[name] = f"the fit failed ({str(e).splitlines()[0][:80]})"
+        return {name: why for name in CLASSIC}
+    out = {name: _fit_one(name, y, n_train, season, origins, horizon) for name in CLASSIC[:3]}
+    bad = [n for n in CLASSIC[:3] if isinstance(out[n], str)]
+    out["comb"] = f"{bad[0]} is missing" if bad else (out["ets"] + out["arima"] + out["theta"]) / 3
     return out

@@ -190,8 +190,9 @@ def cmd_forecast(a) -> int:
     res = run_forecast(cfg, a.csv, out, force=a.force)
     print(table(res))
     where = shown(out)
-    print(f"plot: {where}/forecast.png  predictions: {where}/predictions.csv  model: {where}/forecast.safetensors "
-          f"(rnnkit forecast --predict {where} CSV)")
+    print(f"plot: {where}/forecast.png  predictions: {where}/predictions.csv  "
+          + (f"future: {where}/future.csv  " if res.future else "")
+          + f"model: {where}/forecast.safetensors (rnnkit forecast --predict {where} CSV)")
     if a.json:
         print(dumps(res.to_json()))
     return 0

@@ -221,6 +221,8 @@ class ForecastConfig(Config):
     backtest: int = opt(0, "rolling-origin evaluation over K expanding folds (0: one split)", lo=0, hi=100)
     step: int | None = opt(None, "rows between backtest folds; none: the test part cut into K", lo=1)
     refit: bool = opt(False, "retrain on every backtest fold (otherwise one model, trained before the first)")
+    future: bool = opt(True, "after the evaluation, refit on every row (the epochs it chose) and forecast "
+                       "the H steps after the last row; --no-future skips the refit")
 
     def validate(self) -> "ForecastConfig":
         super().validate()

@@ -11,7 +11,8 @@ infers the frequency, season and window; forecast_inputs.py scales on the traini
 windows; forecast_model.py is the network, its ensemble and the training loop; baselines.py and
 classic.py are the yardsticks; intervals.py calibrates the bands; forecast_fit.py fits and
 scores; backtest.py rolls the origin; forecast_report.py writes the verdict and the JSON;
-forecast_io.py saves, loads and predicts. This module runs the whole command.
+forecast_io.py saves, loads and predicts; forecast_future.py refits on every row and forecasts
+the steps after the last. This module runs the whole command.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from .forecast_io import (MODEL_FILE, check_out, load_forecaster, predict_file, 
 from .forecast_model import Ensemble, Forecaster  # noqa: F401 (API)
 from .forecast_report import ForecastResult, dumps, table  # noqa: F401 (API)
 from .demo_series import load_panel, load_series
+from .forecast_future import add_future, future_csv
 from .series import Series
 
 __all__ = ["ForecastConfig", "ForecastResult", "Forecaster", "Ensemble", "Scaler", "fit_forecast", "fit_panel",
@@ -44,7 +46,7 @@ def _result(sc, s: Series, feats, target, n_train, t0, cfg, freq) -> ForecastRes
                           sc.baseline, sc.skill, time.perf_counter() - t0, config=cfg,
                           baselines=sc.baselines, best_baseline=sc.best_baseline, horizons=sc.horizons,
                           intervals=sc.intervals, bands=sc.bands, frequency=freq.name if freq else None,
-                          gaps=len(freq.gaps) if freq else 0)
+                          gaps=len(freq.gaps) if freq else 0, mean_steps=sc.mean_steps)
 
 
 def fit_forecast(cfg: ForecastConfig, series: Series, feats: list[str], target: str,
@@ -98,8 +100,9 @@ def fit_panel(cfg: ForecastConfig, panel: list[Series], feats: list[str], target
 
 def run_forecast(cfg: ForecastConfig, csv: Optional[str] = None, out: Optional[str] = None,
                  log: Callable[[str], None] = print, force: bool = False) -> ForecastResult:
-    """The whole command: read, fit, score; with `out`, save the model, forecast.png,
-    predictions.csv and metrics.json (an existing forecaster there only with `force`)."""
+    """The whole command: read, fit, score; then (cfg.future) refit on every row and forecast the
+    H steps after the last; with `out`, save the model (the refitted one), forecast.png,
+    predictions.csv, future.csv and metrics.json (an existing forecaster there only with `force`)."""
     cfg.validate()
     run = check_out(out, force) if out else None
     if cfg.id_column:
@@ -120,17 +123,35 @@ def run_forecast(cfg: ForecastConfig, csv: Optional[str] = None, out: Optional[s
             from .backtest import run_backtest
             res.backtest = run_backtest(res.config, series, feats, target, len(res.rows),
                                         res.extra["fitted"].freq, log)
+    if cfg.future:
+        add_future(res, panel if cfg.id_column else [series], log)
+        scalers = res.extra["refit_scalers"]
     if run is not None:
         write_run(run, res, scalers)
     return res
 
 
+def _future_xy(r: ForecastResult, h: int) -> Optional[tuple]:
+    """x (S,), forecast (S,), {level: (lower, upper)} of a result's future, for the plot."""
+    if not r.future:
+        return None
+    st = r.future["steps"]
+    n = len(r.series.values)
+    x = np.array([np.datetime64(d["date"]) for d in st]) if st[0]["date"] else np.array([n - 1 + d["step"] for d in st])
+    keys = sorted({k.split("_", 1)[1] for k in st[0] if k.startswith("lower_")}, key=float)
+    return x, np.array([d["forecast"] for d in st]), {k: (np.array([d[f"lower_{k}"] for d in st]),
+                                                           np.array([d[f"upper_{k}"] for d in st])) for k in keys}
+
+
 def write_run(run: Path, res: ForecastResult, scalers: list[Scaler]) -> None:
     from .plots import plot_forecast
     run.mkdir(parents=True, exist_ok=True)
-    f = res.extra["fitted"]
+    f = res.extra.get("refitted") or res.extra["fitted"]        # the model fitted on every row, if any
     extra = {"intervals": {f"{k:g}": v.tolist() for k, v in f.quantiles.items()}, "vol_ref": f.vol_ref,
              "frequency": res.frequency}
+    if res.future:
+        extra["refit"] = {"rows": int(sum(len(p.series.values) for p in (res.parts or [res]))),
+                          "epochs": f.model.epochs}
     if res.parts:
         extra.update(panel=True, scalers={p.series.key: s.to_dict() for p, s in zip(res.parts, scalers)})
     save_forecaster(run / MODEL_FILE, f.model, scalers, res.config, res.features, res.target, extra)
@@ -141,7 +162,11 @@ def write_run(run: Path, res: ForecastResult, scalers: list[Scaler]) -> None:
     plot_forecast(run / "forecast.png", x, s.column(res.target), first.n_train, first.rows, first.pred,
                   first.naive, f"{shown(Path(s.name).name)}: {res.target}, {h} step(s) ahead, "
                   f"skill {'n/a' if first.skill is None else f'{first.skill:+.3f}'}", res.target,
-                  bands=first.bands, horizons=first.horizons)
+                  bands=first.bands, horizons=first.horizons, future=_future_xy(first, h))
     res.run_dir = shown(str(run))
     write_atomic(run / "predictions.csv", predictions_csv(res))
+    if res.future:
+        write_atomic(run / "future.csv", future_csv(res))
+    elif (run / "future.csv").is_file():               # a stale future from an earlier run here
+        (run / "future.csv").unlink()
     write_atomic(run / "metrics.json", dumps(res.to_json(), indent=1) + "\n")

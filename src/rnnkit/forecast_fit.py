@@ -16,8 +16,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .baselines import best_of, metrics, simple_baselines, skill
-from .classic import classic_forecasts
+from .baselines import best_of, mase_scale, mean_metrics, metrics, simple_baselines, skill
+from .classic import CLASSIC, classic_forecasts
 from .config import ForecastConfig, UsageError
 from .forecast_inputs import Scaler, prepare, split_point, steps, to_units, train_origins
 from .forecast_model import Ensemble, fit_ensemble, predict_scaled
@@ -84,7 +84,8 @@ def make_part(s: Series, n_train: int, cfg: ForecastConfig, freq: Optional[Frequ
 
 
 def fit_parts(cfg: ForecastConfig, parts: list[Part], feats: list[str], target: str,
-              log: Callable[[str], None] = print, freq: Optional[Frequency] = None) -> Fitted:
+              log: Callable[[str], None] = print, freq: Optional[Frequency] = None,
+              epochs: Optional[list[int]] = None) -> Fitted:
     """Train on every part's training windows; the chronological tail of each part's windows
     (--val-fraction) picks the epoch and calibrates the intervals."""
     H = cfg.horizon
@@ -107,7 +108,7 @@ def fit_parts(cfg: ForecastConfig, parts: list[Part], feats: list[str], target: 
         f"the epoch and calibrate); window {cfg.window} x {len(feats)} features -> {target} 1 step ahead")
     cal = parts[0].calendar.shape[1] if parts[0].calendar is not None else 0
     with torch_threads(cfg.threads):
-        model = fit_ensemble(cfg, x, y, xv, yv, len(feats), cal, log)
+        model = fit_ensemble(cfg, x, y, xv, yv, len(feats), cal, log, epochs)
         errors, vols = [], []
         for p, xvp, _, ov, vv in va:
             if len(ov):
@@ -144,6 +145,17 @@ class Scored:
     horizons: list
     intervals: dict
     bands: dict = field(default_factory=dict)      # level key -> (lower, upper) at step H
+    mean_steps: dict = field(default_factory=dict)  # name -> errors averaged over steps 1..H
+    mase_scale: Optional[float] = None               # the seasonal naive's in-sample MAE
+
+
+def _step(truth, pred, base: dict, scale, cfg: ForecastConfig) -> tuple[dict, dict]:
+    """One step's metrics: the model's, and every yardstick's (or why it is missing)."""
+    table = {name: metrics(truth, fc, scale) if isinstance(fc, np.ndarray) else {"rmse": None, "reason": fc}
+             for name, fc in base.items()}
+    if cfg.classic == "off":
+        table.update({name: {"rmse": None, "reason": "--classic off"} for name in CLASSIC})
+    return metrics(truth, pred, scale), table
 
 
 def score_part(f: Fitted, p: Part, rows: np.ndarray, classic_n_train: Optional[int] = None) -> Scored:
@@ -156,31 +168,39 @@ def score_part(f: Fitted, p: Part, rows: np.ndarray, classic_n_train: Optional[i
     with torch_threads(cfg.threads):
         units = to_units(predict_scaled(f.model, d.x), p.series.column(f.target), *_lo_span(p, f.target), cfg, origins)
     y = p.series.column(f.target)
-    classic = {} if cfg.classic == "off" else \
-        classic_forecasts(y, classic_n_train or p.n_train, cfg.season or 1, origins, H)
+    n_fit = classic_n_train or p.n_train
+    classic = {} if cfg.classic == "off" else classic_forecasts(y, n_fit, cfg.season or 1, origins, H)
+    scale = mase_scale(y[:n_fit], cfg.season or 1)
     truth = y[rows]
-    horizons, head = [], None
+    horizons, head, steps_m, steps_t = [], None, [], []
     for j, h in enumerate(S):
         idx = rows - h - origins[0]
         pred = units[idx, j]
         base = simple_baselines(y, rows, int(h), cfg.season or 1)
         for name, fc in classic.items():
             base[name] = fc[idx, h - 1] if isinstance(fc, np.ndarray) else fc
-        table = {name: metrics(truth, fc) if isinstance(fc, np.ndarray) else {"rmse": None, "reason": fc}
-                 for name, fc in base.items()}
-        if cfg.classic == "off":
-            table["ets"] = table["arima"] = {"rmse": None, "reason": "--classic off"}
-        m = metrics(truth, pred)
+        m, table = _step(truth, pred, base, scale, cfg)
         horizons.append({"step": int(h), "model": m, "naive": table["naive"],
                          "skill": skill(m["rmse"], table["naive"]["rmse"]),
-                         "baselines": {k: v["rmse"] for k, v in table.items()}})
+                         "baselines": {k: v["rmse"] for k, v in table.items()},
+                         "mase": {"model": m.get("mase"), **{k: v.get("mase") for k, v in table.items()}}})
+        steps_m.append(m)
+        steps_t.append(table)
         head = (pred, base["naive"], m, table)
     pred, naive, m, table = head
-    best = best_of(table)
+    mean = {"model": mean_metrics(steps_m)}
+    mean.update({k: mean_metrics([t[k] for t in steps_t]) for k, v in table.items() if v.get("rmse") is not None})
     o = rows - H
     vol = floor_vol(d.vol[o - origins[0]], f.vol_ref)
+    ivs, bnd = _intervals(f, truth, pred, vol)
+    return Scored(rows, truth, pred, naive, m, table["naive"], skill(m["rmse"], table["naive"]["rmse"]),
+                  table, best_of(table), horizons, ivs, bnd, mean, scale)
+
+
+def _intervals(f: Fitted, truth: np.ndarray, pred: np.ndarray, vol: np.ndarray) -> tuple[dict, dict]:
+    """Each level's bands at step H and their coverage of the test rows."""
     ivs, bnd = {}, {}
-    for level in cfg.level:
+    for level in f.cfg.level:
         key = level_key(level)
         if level in f.quantiles:
             lo, hi = bands(pred, vol, f.quantiles[level][-1])
@@ -188,5 +208,4 @@ def score_part(f: Fitted, p: Part, rows: np.ndarray, classic_n_train: Optional[i
             ivs[key] = {"nominal": level, **coverage(truth, lo, hi)}
         else:
             ivs[key] = {"nominal": level, "coverage": None, "mean_width": None, "reason": f.interval_note}
-    return Scored(rows, truth, pred, naive, m, table["naive"], skill(m["rmse"], table["naive"]["rmse"]),
-                  table, best, horizons, ivs, bnd)
+    return ivs, bnd

@@ -4,6 +4,7 @@
                                    columns, train-only scaler, interval calibration
     RUN_DIR/metrics.json           the --json object (strict JSON)
     RUN_DIR/predictions.csv        per test row: date, truth, forecast, naive, interval bounds
+    RUN_DIR/future.csv             the H steps after the last row (forecast_future.py)
     RUN_DIR/forecast.png           the picture (plots.plot_forecast)
 
 A checkpoint from rnnkit 0.1 (one model, level inputs, one output at step H) still loads.
@@ -26,7 +27,7 @@ from .seasons import calendar_features, infer_frequency
 from .series import date_column, read_table, resolve, table_series
 
 MODEL_FILE = "forecast.safetensors"
-RUN_FILES = {MODEL_FILE, "metrics.json", "predictions.csv", "forecast.png"}
+RUN_FILES = {MODEL_FILE, "metrics.json", "predictions.csv", "forecast.png", "future.csv"}
 
 
 def check_out(out: str, force: bool) -> Path:

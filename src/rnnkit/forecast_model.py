@@ -12,6 +12,7 @@ predicts numbers of order one whatever the series' units; both are buffers saved
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Optional
 
@@ -60,6 +61,11 @@ class Ensemble(nn.Module):
     @property
     def outputs(self) -> int:
         return self.members[0].outputs
+
+    @property
+    def epochs(self) -> list[int]:
+        """The epoch each member kept (its training count when nothing picked one)."""
+        return [int(getattr(m, "kept_epoch", m.config.epochs)) for m in self.members]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([m(x) for m in self.members]).mean(0)
@@ -130,8 +136,10 @@ def train_member(model: Forecaster, x: torch.Tensor, y: torch.Tensor, xv: torch.
             note = f" - val mse {val:.6f}"
         if epoch in (1, cfg.epochs) or epoch % max(1, cfg.epochs // 5) == 0:
             log(f"epoch {epoch}/{cfg.epochs} - train mse {history[-1]:.6f}{note}")
+    model.kept_epoch = cfg.epochs
     if best[2] is not None:
         model.load_state_dict(best[2])
+        model.kept_epoch = best[1]
         log(f"kept epoch {best[1]}: lowest mse on the last {len(yv)} training windows ({best[0]:.6f})")
     model.eval()
     return history
@@ -144,8 +152,11 @@ def check_forecast_memory(cfg: ForecastConfig, inputs: int, n_windows: int) -> N
 
 
 def fit_ensemble(cfg: ForecastConfig, x: torch.Tensor, y: np.ndarray, xv: torch.Tensor, yv: np.ndarray,
-                 features: int, calendar: int, log: Callable[[str], None] = print) -> Ensemble:
-    """cfg.ensemble members on windows (x, y), early-stopped on (xv, yv); targets (M, S) scaled."""
+                 features: int, calendar: int, log: Callable[[str], None] = print,
+                 epochs: Optional[list[int]] = None) -> Ensemble:
+    """cfg.ensemble members on windows (x, y), early-stopped on (xv, yv); targets (M, S) scaled.
+    `epochs` trains member k for epochs[k] instead (the refit on every row: no windows left over
+    to pick the epoch, so each member keeps the count it chose in the evaluation)."""
     check_forecast_memory(cfg, features + calendar, len(y))
     in_scale, out_scale = scales(x, y, features, cfg)
     yt, yvt = torch.tensor(y, dtype=torch.float32), torch.tensor(yv, dtype=torch.float32)
@@ -154,6 +165,7 @@ def fit_ensemble(cfg: ForecastConfig, x: torch.Tensor, y: np.ndarray, xv: torch.
         if cfg.ensemble > 1:
             log(f"ensemble member {k + 1}/{cfg.ensemble} (seed {cfg.seed + k})")
         m = new_member(cfg, features, calendar, cfg.seed + k, in_scale, out_scale)
-        train_member(m, x, yt, xv, yvt, cfg, cfg.seed + k, log if k == 0 else (lambda s: None))
+        mcfg = dataclasses.replace(cfg, epochs=epochs[k]) if epochs else cfg
+        train_member(m, x, yt, xv, yvt, mcfg, cfg.seed + k, log if k == 0 else (lambda s: None))
         members.append(m)
     return Ensemble(members).eval()

@@ -12,7 +12,7 @@ from .config import ForecastConfig
 from .series import Series
 
 NAMES = {"naive": "naive (last value)", "seasonal_naive": "seasonal naive", "drift": "drift",
-         "ets": "ETS", "arima": "ARIMA"}
+         "ets": "ETS", "arima": "ARIMA", "theta": "Theta", "comb": "Comb (ETS+ARIMA+Theta)"}
 
 
 def jsonable(v: Any) -> Any:
@@ -59,10 +59,17 @@ class ForecastResult:
     frequency: Optional[str] = None
     gaps: int = 0                               # gaps found in the dates (missing steps)
     parts: list = field(default_factory=list)   # per-series results of a long-format file
+    mean_steps: dict = field(default_factory=dict)  # name ("model", yardsticks) -> errors averaged over 1..H
+    future: Optional[dict] = None               # the H steps after the last row (forecast_future.py)
 
     @property
     def beat_naive(self) -> bool:
         return self.skill is not None and self.skill > 0
+
+    def best_by_mase(self) -> Optional[str]:
+        """The yardstick with the lowest MASE at step H (None without a MASE scale)."""
+        scored = [(d["mase"], k) for k, d in self.baselines.items() if d.get("mase") is not None]
+        return min(scored)[1] if scored else None
 
     def best_rmse(self) -> Optional[float]:
         return self.baselines[self.best_baseline]["rmse"] if self.best_baseline else None
@@ -82,11 +89,13 @@ class ForecastResult:
                     "window": c.window if c else None, "season": c.season if c else None,
                     "inputs": c.inputs if c else None, "ensemble": c.ensemble if c else None,
                     "horizon": c.horizon if c else None, "frequency": self.frequency, "gaps": self.gaps,
-                    "notes": list(self.series.notes)})
+                    "notes": list(self.series.notes), "mean_over_steps": self.mean_steps,
+                    "best_by_mase": self.best_by_mase(), "future": self.future})
         if self.parts:
             out["per_series"] = {p.series.key: {k: v for k, v in p.to_json().items()
                                                 if k in ("rows", "train_rows", "test_rows", "model", "naive", "skill",
-                                                         "beat_naive", "baselines", "best_baseline", "intervals")}
+                                                         "beat_naive", "baselines", "best_baseline", "intervals",
+                                                         "mean_over_steps", "best_by_mase", "future")}
                                  for p in self.parts}
             out["series_count"] = len(self.parts)
         return jsonable(out)
@@ -94,9 +103,27 @@ class ForecastResult:
 
 def _row(name: str, d: dict) -> str:
     if d.get("rmse") is None:
-        return f"{name:<22}{'n/a':>12}  ({d.get('reason', 'undefined')})"
+        return f"{name:<24}{'n/a':>12}  ({d.get('reason', 'undefined')})"
     mape = f"{d['mape']:.2f}%" if d.get("mape") is not None else "n/a"
-    return f"{name:<22}{d['rmse']:>12.4g}{d['mae']:>12.4g}{mape:>10}"
+    smape = f"{d['smape']:.2f}%" if d.get("smape") is not None else "n/a"
+    mase = f"{d['mase']:.3f}" if d.get("mase") is not None else "n/a"
+    return f"{name:<24}{d['rmse']:>12.4g}{d['mae']:>12.4g}{mape:>10}{smape:>9}{mase:>8}"
+
+
+def _mase_line(res: ForecastResult) -> Optional[str]:
+    """The verdict by the scale-free error: the best yardstick by MASE at step H and over 1..H."""
+    best, m = res.best_by_mase(), res.model.get("mase")
+    if best is None or m is None:
+        return None
+    b = res.baselines[best]["mase"]
+    line = (f"By MASE at step {res.config.horizon if res.config else 1}: the model {m:.3f}, the best yardstick "
+            f"{NAMES.get(best, best)} {b:.3f} ({'model ahead' if m < b else 'the yardstick ahead'})")
+    means = {k: v.get("mase") for k, v in res.mean_steps.items() if v.get("mase") is not None}
+    if len(res.horizons) > 1 and "model" in means and len(means) > 1:
+        mb = min((v, k) for k, v in means.items() if k != "model")
+        line += (f"; mean over steps 1..{len(res.horizons)}: the model {means['model']:.3f}, the best "
+                 f"{NAMES.get(mb[1], mb[1])} {mb[0]:.3f}")
+    return line + "."
 
 
 def verdict(res: ForecastResult) -> list[str]:
@@ -123,7 +150,8 @@ def verdict(res: ForecastResult) -> list[str]:
         else:
             lines.append(f"The best yardstick is {name}; the model did NOT beat it: RMSE "
                          f"{res.model['rmse'] / best - 1:.1%} higher.")
-    return lines
+    mase = _mase_line(res)
+    return lines + ([mase] if mase else [])
 
 
 def table(res: ForecastResult) -> str:
@@ -131,7 +159,7 @@ def table(res: ForecastResult) -> str:
     h = res.config.horizon if res.config else 1
     lines = [f"test part: {len(res.rows)} rows, errors in {res.target}'s units"
              + (f", {h} steps ahead" if h > 1 else ""),
-             f"{'':<22}{'RMSE':>12}{'MAE':>12}{'MAPE':>10}", _row("model", res.model),
+             f"{'':<24}{'RMSE':>12}{'MAE':>12}{'MAPE':>10}{'sMAPE':>9}{'MASE':>8}", _row("model", res.model),
              _row(NAMES["naive"], res.baseline)]
     for name, d in res.baselines.items():
         if name != "naive":
@@ -146,6 +174,7 @@ def table(res: ForecastResult) -> str:
     if len(res.horizons) > 1:
         lines.append("per step: " + ", ".join(
             f"{d['step']}: RMSE {d['model']['rmse']:.4g} (naive {d['naive']['rmse']:.4g})" for d in res.horizons))
+    lines += future_lines(res)
     if res.backtest:
         b = res.backtest
         lines.append(f"backtest, {len(b['folds'])} folds of {b['step']} rows ({'refit' if b['refit'] else 'one model'}): "
@@ -156,3 +185,22 @@ def table(res: ForecastResult) -> str:
 
 def _fmt(v: Optional[float]) -> str:
     return "n/a" if v is None else f"{v:+.4f}"
+
+
+def future_lines(res: ForecastResult) -> list[str]:
+    """The forecast after the last row as a short table (panels: one block per series)."""
+    out = []
+    for r in (res.parts or [res]):
+        f = r.future
+        if not f:
+            continue
+        keys = [k for k in f["steps"][0] if k.startswith(("lower_", "upper_"))]
+        after = f["after"] if isinstance(f["after"], str) else f"row {f['after']}"
+        out.append(f"future{' of ' + r.series.key if res.parts else ''}: {len(f['steps'])} step(s) after {after}, "
+                   f"refitted on all {f['rows']} rows (epochs {', '.join(map(str, f['epochs']))})")
+        out.append(f"  {'date' if f['steps'][0]['date'] else 'step':<20}{'forecast':>12}" +
+                   "".join(f"{k.replace('_', ' '):>12}" for k in keys))
+        for d in f["steps"]:
+            out.append(f"  {d['date'] or str(d['step']):<20}{d['forecast']:>12.6g}" +
+                       "".join(f"{d[k]:>12.6g}" for k in keys))
+    return out

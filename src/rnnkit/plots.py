@@ -48,11 +48,12 @@ def plot_curves(metrics: Path, png: Path, warn=None, unit: str = "character") ->
 
 
 def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: str, target: str,
-                  bands: dict | None = None, horizons: list | None = None) -> None:
+                  bands: dict | None = None, horizons: list | None = None, future: tuple | None = None) -> None:
     """The whole series, the model's and the naive forecasts over the test part (rows), and a line at
     the train/test boundary. x: dates or row numbers (N,); truth (N,); pred, naive (len(rows),).
     bands: level -> (lower, upper) (len(rows),) drawn as shaded intervals; horizons: the per-step
-    errors (a third panel when there is more than one step)."""
+    errors (a third panel when there is more than one step); future: (x, forecast, bands) of the
+    steps after the last row, drawn after the history on both panels."""
     bands = bands or {}
     multi = horizons is not None and len(horizons) > 1
     fig, axes = plt.subplots(3 if multi else 2, 1, figsize=(9, 9 if multi else 6.5), dpi=110,
@@ -67,6 +68,8 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
     ax.plot(x, truth, color="black", lw=1, label="truth")
     ax.plot(x[rows], pred, color="tab:red", lw=1, label="model")
     ax.plot(x[rows], naive, color="tab:blue", lw=1, ls="--", alpha=0.8, label="naive (last value)")
+    if future is not None:
+        _draw_future(ax, zoom, future)
     ax.axvline(x[n_train], color="gray", ls=":", lw=1.5)
     ax.text(x[n_train], 1.0, " test ->", transform=ax.get_xaxis_transform(), va="top", color="gray")
     ax.text(x[n_train], 1.0, "<- train ", transform=ax.get_xaxis_transform(), va="top", ha="right", color="gray")
@@ -79,7 +82,7 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
     zoom.plot(x[tail], truth[tail], color="black", lw=1, marker=".", ms=3)
     zoom.plot(x[tail], pred[-k:], color="tab:red", lw=1)
     zoom.plot(x[tail], naive[-k:], color="tab:blue", lw=1, ls="--")
-    zoom.set_title(f"last {k} test rows", fontsize=9)
+    zoom.set_title(f"last {k} test rows" + (" and the future" if future is not None else ""), fontsize=9)
     zoom.set_ylabel(shown(target))
     for a in (ax, zoom):
         a.grid(alpha=0.3)
@@ -96,3 +99,13 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
         per.grid(alpha=0.3)
         per.legend(loc="best")
     save(fig, png)
+
+
+def _draw_future(ax, zoom, future: tuple) -> None:
+    xf, fc, fb = future
+    for i, key in enumerate(sorted(fb, key=float, reverse=True)):
+        for a in (ax, zoom):
+            a.fill_between(xf, *fb[key], color="tab:green", alpha=0.15 + 0.1 * i, lw=0,
+                           label=f"future {key}%" if a is ax else None)
+    for a in (ax, zoom):
+        a.plot(xf, fc, color="tab:green", lw=1.5, marker=".", ms=4, label="future" if a is ax else None)

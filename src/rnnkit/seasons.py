@@ -120,3 +120,28 @@ def calendar_features(freq: Frequency, periods: np.ndarray) -> np.ndarray:
         phases = [p / 4]
     cols = [f(2 * np.pi * ph) for ph in phases for f in (np.sin, np.cos)]
     return np.stack(cols, axis=1) if cols else np.zeros((len(p), 0))
+
+
+def future_dates(dates: np.ndarray, freq: Frequency, horizon: int) -> np.ndarray:
+    """The H dates after the last row, on the frequency's calendar, in the dates' own unit.
+
+    Monthly, quarterly and yearly steps keep the last row's day of the month (a series dated on
+    month ends stays on month ends); business days skip weekends; an irregular series steps by its
+    median spacing."""
+    last, k = dates[-1], np.arange(1, horizon + 1)
+    day = last.astype("datetime64[D]")
+    if freq.name in ("monthly", "quarterly", "yearly"):
+        months = {"monthly": 1, "quarterly": 3, "yearly": 12}[freq.name]
+        m = day.astype("datetime64[M]") + k * months                     # (H,) month starts
+        into = (day - day.astype("datetime64[M]")).astype(np.int64)      # days into the month
+        month_end = (day + 1).astype("datetime64[M]") != day.astype("datetime64[M]")
+        ends = (m + 1).astype("datetime64[D]") - 1
+        out = ends if month_end else np.minimum(m.astype("datetime64[D]") + into, ends)
+        return (out + (last - day)).astype(dates.dtype)                  # keep a time of day
+    if freq.name == "business daily":
+        return (np.busday_offset(day, k, roll="forward") + (last - day)).astype(dates.dtype)
+    step = {"hourly": np.timedelta64(1, "h"), "daily": np.timedelta64(1, "D"),
+            "weekly": np.timedelta64(7, "D")}.get(freq.name)
+    if step is None:                                 # irregular: the median spacing, in seconds
+        step = np.timedelta64(int(np.median(np.diff(dates.astype("datetime64[s]").astype(np.int64)))), "s")
+    return (last + k * step).astype(dates.dtype)

@@ -1,0 +1,140 @@
+"""rnnkit forecast at one season ahead (issue 27) against statsforecast's AutoETS, AutoARIMA,
+AutoTheta and their mean (Comb), on textbook monthly and quarterly series.
+
+    PYTHONPATH=src python benchmarks/forecast_season.py --peers-python /path/to/venv/bin/python
+    PYTHONPATH=src python benchmarks/forecast_season.py --series elec_equip --seeds 1   # quick look
+
+Protocol (issues 15 and 27): the first 70% of the rows fit every model's parameters (statsforecast's
+on the training part only, then `forward` from every origin with them); every later row is forecast
+from the true past at steps 1..H, H = one season (12 monthly, 4 quarterly). MASE = MAE / the
+seasonal naive forecast's in-sample MAE on the training part (rnnkit's baselines.mase_scale), at
+step H and averaged over steps 1..H; rnnkit runs with its defaults and `--horizon H` (a median over
+--seeds seeds). Without --peers-python, rnnkit's own statsmodels ETS / ARIMA / Theta / Comb stand in.
+
+Series (all shipped with statsmodels): monthly elec_equip, co2 (weekly readings averaged per month),
+elnino (sea surface temperature); quarterly macrodata realgdp, realcons, cpi, unemp, m1.
+Targets: at or below the best single peer on two thirds of the series, mean MASE below Comb's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import time
+
+import numpy as np
+
+from rnnkit.baselines import mase_scale
+from rnnkit.config import ForecastConfig
+from rnnkit.forecast import fit_forecast
+from rnnkit.series import Series
+
+PEERS = ("AutoETS", "AutoARIMA", "AutoTheta")
+PEER_SCRIPT = r"""
+import json, sys
+import numpy as np
+from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
+s = json.load(sys.stdin)
+y, n, m, H = np.asarray(s["y"], float), s["n_train"], s["season"], s["horizon"]
+origins = list(range(n - H, len(y) - 1))
+out = {}
+for name, model in (("AutoETS", AutoETS(season_length=m)), ("AutoARIMA", AutoARIMA(season_length=m)),
+                    ("AutoTheta", AutoTheta(season_length=m))):
+    model.fit(y[:n])                                          # parameters from the training part only
+    out[name] = [list(map(float, model.forward(y=y[:o + 1], h=H)["mean"])) for o in origins]
+print(json.dumps(out))
+"""
+
+
+def textbook() -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """name -> (dates, values, season)."""
+    import statsmodels.api as sm
+    out = {}
+    from statsmodels.datasets import elec_equip
+    e = elec_equip.load().data.iloc[:, 0]
+    out["elec_equip"] = (e.index.values.astype("datetime64[D]"), e.values.astype(float), 12)
+    c = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean().interpolate()
+    out["co2_monthly"] = (c.index.values.astype("datetime64[D]"), c.values, 12)
+    el = sm.datasets.elnino.load_pandas().data
+    vals = el.iloc[:, 1:].values.ravel().astype(float)
+    out["elnino"] = (np.datetime64("1950-01", "M") + np.arange(len(vals)), vals, 12)
+    md = sm.datasets.macrodata.load_pandas().data
+    q = np.array([f"{int(y)}-{3 * int(k) - 2:02d}" for y, k in zip(md.year, md.quarter)], dtype="datetime64[M]")
+    for col in ("realgdp", "realcons", "cpi", "unemp", "m1"):
+        out[col] = (q, md[col].values.astype(float), 4)
+    return out
+
+
+def mase_of(fc: np.ndarray, y: np.ndarray, n: int, H: int, scale: float) -> tuple[float, float]:
+    """fc (M, H) from origins n-H .. N-2 -> (MASE at step H, mean MASE over 1..H) on rows n..N-1."""
+    rows = np.arange(n, len(y))
+    per = [np.mean(np.abs(fc[rows - h - (n - H), h - 1] - y[rows])) / scale for h in range(1, H + 1)]
+    return per[-1], float(np.mean(per))
+
+
+def rnnkit_runs(name: str, dates, y, season: int, seeds: int) -> dict:
+    s = Series(name, ["y"], y[:, None], dates.astype("datetime64[D]"), np.arange(1, len(y) + 1))
+    runs = []
+    for seed in range(seeds):
+        t0 = time.perf_counter()
+        _, _, r = fit_forecast(ForecastConfig(seed=seed, horizon=season, level=[80.0, 95.0]), s, ["y"], "y",
+                               log=lambda m: None)
+        runs.append((r, time.perf_counter() - t0))
+    r = runs[0][0]
+    med = lambda f: statistics.median(f(x) for x, _ in runs)  # noqa: E731
+    out = {"rows": len(y), "n_train": r.n_train, "seconds": statistics.median(t for _, t in runs),
+           "model": (med(lambda x: x.model["mase"]), med(lambda x: x.mean_steps["model"]["mase"])),
+           "coverage": {k: med(lambda x: x.intervals[k]["coverage"]) for k in r.intervals}}
+    for k in ("seasonal_naive", "ets", "arima", "theta", "comb"):
+        if r.baselines.get(k, {}).get("mase") is not None:
+            out[k] = (r.baselines[k]["mase"], r.mean_steps[k]["mase"])
+    return out
+
+
+def peers(python: str, y: np.ndarray, n: int, season: int) -> dict:
+    done = subprocess.run([python, "-c", PEER_SCRIPT], capture_output=True, text=True, timeout=3600,
+                          input=json.dumps({"y": y.tolist(), "n_train": n, "season": season, "horizon": season}))
+    if done.returncode != 0:
+        raise SystemExit(f"the peers' interpreter failed:\n{done.stderr[-3000:]}")
+    fc = {k: np.array(v) for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+    fc["Comb"] = sum(fc[k] for k in PEERS) / 3
+    scale = mase_scale(y[:n], season)
+    return {k: mase_of(v, y, n, season, scale) for k, v in fc.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--series", default=None, help="comma-separated names; none: all")
+    ap.add_argument("--peers-python", default=None, help="an interpreter with statsforecast installed")
+    a = ap.parse_args()
+    data = textbook()
+    names = a.series.split(",") if a.series else list(data)
+    rows, wins, ratios = [], [0, 0], []
+    for name in names:
+        dates, y, m = data[name]
+        r = rnnkit_runs(name, dates, y, m, a.seeds)
+        p = peers(a.peers_python, y, r["n_train"], m) if a.peers_python else \
+            {"ETS": r.get("ets"), "ARIMA": r.get("arima"), "Theta": r.get("theta"), "Comb": r.get("comb")}
+        singles = {k: v for k, v in p.items() if k != "Comb" and v is not None}
+        for i in (0, 1):
+            wins[i] += r["model"][i] <= min(v[i] for v in singles.values())
+        ratios.append(r["model"][0] / p["Comb"][0])
+        cells = " | ".join(f"{v[0]:.3f} / {v[1]:.3f}" if v else "n/a" for v in p.values())
+        rows.append(f"| {name} | {r['rows']} | {m} | {r['seasonal_naive'][0]:.3f} | {cells} | "
+                    f"**{r['model'][0]:.3f} / {r['model'][1]:.3f}** | "
+                    f"{', '.join(f'{v:.1f}' for v in r['coverage'].values())} | {r['seconds']:.1f} |")
+        print(rows[-1], flush=True)
+    src = "statsforecast 2.x" if a.peers_python else "rnnkit's statsmodels yardsticks (no --peers-python)"
+    print(f"\nMASE at step H / mean over 1..H; peers: {src}; rnnkit median of {a.seeds} seed(s)")
+    print("| series | rows | H | seasonal naive | " + " | ".join(p) + " | rnnkit | 80/95% coverage | s/run |")
+    print("|---" * (7 + len(p)) + "|")
+    print("\n".join(rows))
+    k = len(names)
+    print(f"\nrnnkit at or below the best single peer: step H {wins[0]} of {k}, mean over 1..H {wins[1]} of {k}")
+    print(f"rnnkit MASE / Comb MASE at step H, geometric mean: {float(np.exp(np.mean(np.log(ratios)))):.3f}")
+
+
+if __name__ == "__main__":
+    main()

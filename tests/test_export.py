@@ -42,6 +42,10 @@ def test_existing_files_are_refused_unless_forced(cli, run, tmp_path):
     r = cli("export", str(run), "--onnx", str(f))
     assert r.rc == 2 and "exists; pass --force" in r.err and f.read_text() == "mine"
     assert not (tmp_path / "m.seq.onnx").exists()
+    r = cli("export", str(run), "--onnx", str(f), "--force")    # --force replaces earlier exports only
+    assert r.rc == 2 and "not written by rnnkit export" in r.err and f.read_text() == "mine"
+    f.unlink()
+    assert cli("export", str(run), "--onnx", str(f)).rc == 0
     r = cli("export", str(run), "--onnx", str(f), "--force")
     assert r.rc == 0 and f.read_bytes()[:4] != b"mine"
     r = cli("export", str(run))

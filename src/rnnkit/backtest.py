@@ -29,14 +29,26 @@ def head(s: Series, end: int) -> Series:
                   None if s.lines is None else s.lines[:end], s.key, list(s.notes))
 
 
+def fold_step(n_test: int, cfg: ForecastConfig) -> int:
+    """Rows per fold: --step, or the test part split into --backtest folds (refused when that
+    leaves a fold without rows: said before any training, issue 26)."""
+    if cfg.step:
+        return cfg.step
+    if n_test // cfg.backtest < 1:
+        raise UsageError(f"--backtest {cfg.backtest}: the test part has {n_test} rows, fewer than one per fold; "
+                         f"use at most --backtest {max(n_test, 1)}, or give --step N rows per fold")
+    return n_test // cfg.backtest
+
+
 def folds(n: int, n_test: int, cfg: ForecastConfig) -> list[tuple[int, int]]:
     """(cut, end) per fold: train rows [0, cut), test rows [cut, end)."""
-    k = cfg.backtest
-    step = cfg.step or n_test // k
+    k, step = cfg.backtest, fold_step(n_test, cfg)
     first = n - k * step
-    if step < 1 or first < cfg.window + cfg.horizon:
-        raise UsageError(f"--backtest {k} with --step {step} leaves {max(first, 0)} rows before the first "
-                         f"fold; need at least {cfg.window + cfg.horizon}: use fewer folds or a smaller --step")
+    if first < cfg.window + cfg.horizon:
+        how = f"with --step {step} leaves" if cfg.step else f"folds of {step} rows (the test part split {k} ways) leave"
+        raise UsageError(f"--backtest {k} {how} {max(first, 0)} rows before the first fold; "
+                         f"need at least {cfg.window + cfg.horizon}: use fewer folds"
+                         f"{' or a smaller --step' if cfg.step else ''}")
     return [(first + i * step, first + (i + 1) * step) for i in range(k)]
 
 

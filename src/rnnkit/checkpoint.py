@@ -162,10 +162,6 @@ def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch
     return {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
 
 
-def candidates(run_dir: Path, order: tuple[str, ...]) -> list[Path]:
-    return [run_dir / f"{name}{SUFFIX}" for name in order]
-
-
 def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best", "last", "prev"),
                     warn=None) -> Checkpoint:
     """The first loadable checkpoint of a run directory (in `order`), or a file given directly.
@@ -180,7 +176,7 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
     if not target.is_dir():
         return Checkpoint(target, *load_checkpoint(target))
     errors = []
-    for path in candidates(target, order):
+    for path in (target / f"{name}{SUFFIX}" for name in order):
         if not path.exists():
             continue
         try:
@@ -193,10 +189,12 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
         return Checkpoint(path, tensors, meta)
     if errors:
         raise CheckpointError(errors[0])
-    pickles = sorted(p.name for p in target.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    extra = f" (found {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
-    raise CheckpointError(f"{target}: holds no rnnkit checkpoint{extra}; train one with "
-                          f"`rnnkit train --out {target}`")
+    if (target / "forecast.safetensors").exists():   # issue 26: say what the run is, and its command
+        raise CheckpointError(f"{target}: a forecast run, not a character model; it forecasts with "
+                              f"`rnnkit forecast --predict {target} CSV`")
+    pickles = ", ".join(sorted(p.name for p in target.iterdir() if p.suffix in PICKLE_SUFFIXES))
+    pickles = f" (found {pickles}: pickle files are never loaded)" if pickles else ""
+    raise CheckpointError(f"{target}: holds no rnnkit checkpoint{pickles}; train one with `rnnkit train --out {target}`")
 
 
 def set_aside(path: Path) -> Path | None:
@@ -228,7 +226,8 @@ def build_model(ckpt: Checkpoint, device: torch.device | str = "cpu") -> tuple[S
     """The model and vocabulary a character-LM checkpoint describes, weights loaded."""
     meta, source = ckpt.meta, ckpt.path
     if meta.get("kind") != "charlm":
-        raise CheckpointError(f"{source}: holds a {meta.get('kind')!r} model, not a character language model")
+        hint = f"; use `rnnkit forecast --predict {source.parent} CSV`" if meta.get("kind") == "forecast" else ""
+        raise CheckpointError(f"{source}: holds a {meta.get('kind')!r} model, not a character language model{hint}")
     check_charlm_sizes(ckpt.tensors, meta, source)  # sizes agree with the weights before anything is built
     try:
         vocab = Vocab.from_json(meta["vocab"])

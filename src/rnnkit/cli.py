@@ -224,47 +224,20 @@ def forecast_predict(a) -> int:
 
 
 # issue 16: score, serve, export
-def read_scored_text(name: str, kind: str) -> str:
-    """FILE or - (standard input) as the model's symbols: strict UTF-8, or bytes as Latin-1."""
-    from .corpus import check_file
-    data = sys.stdin.buffer.read() if name == "-" else check_file(name).read_bytes()
-    if kind == "bytes":
-        return data.decode("latin-1")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{name}: not valid UTF-8 at byte {e.start}; this model reads UTF-8 text")
-
-
 def cmd_score(a) -> int:
     from .checkpoint import load_model
     from .distributed import pick_device
-    from .score import score_text
+    from .score import crlf_hint, print_scores, read_scored_text, score_text
     from .train import torch_threads
     cfg = ScoreConfig.from_args(a)
     device = pick_device(cfg.device)
     model, vocab, _ = load_model(a.run, device, warn=warn)
     text = read_scored_text(a.file, vocab.kind)
     with torch_threads(cfg.threads):
-        res = score_text(model, vocab, text, cfg.segment, device)
-    key = "segment" if cfg.segment else "line"
-    units = text.split("\n") if not cfg.segment else [text[i:i + cfg.segment] for i in range(0, len(text), cfg.segment)]
-    for r in res.rows:
-        if cfg.json:
-            print(json.dumps(r))
-        elif r["bpc"] is None:
-            why = f"characters not in the vocabulary: {', '.join(map(repr, r['unknown']))}" if "unknown" in r else "nothing scored"
-            print(f"{key} {r[key]}: {why}")
-        else:
-            print(f"{key} {r[key]}: {r['bpc']:.3f} bpc over {r['chars']} chars  {units[r[key] - 1][:60]!r}")
-    t = res.total
-    if t["chars"] == 0:
-        raise UsageError(f"{a.file}: needs at least 2 characters in the vocabulary to score")
-    if cfg.json:
-        print(json.dumps({"total": t}))
-    else:
-        print(f"total: {t['bpc']:.4f} bits/char over {t['chars']:,} characters"
-              + (f" ({t['skipped']} {key}(s) with unknown characters left out)" if t["skipped"] else ""))
+        res = score_text(model, vocab, text, cfg.segment, device, unknown=cfg.unknown)
+    if crlf_hint(res, a.file):
+        warn(crlf_hint(res, a.file))
+    print_scores(res, text, cfg.segment, cfg.json, a.file)
     return 0
 
 

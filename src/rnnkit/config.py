@@ -275,6 +275,8 @@ class ScoreConfig(Config):
     """Bits per character of each line or segment of a text (rnnkit score, POST /score)."""
 
     segment: int | None = opt(None, "score pieces of N characters instead of lines", lo=1, hi=1 << 30)
+    unknown: str = opt("error", "characters outside the vocabulary: error (report and leave out their "
+                       "line), or skip them (the line is scored without them)", choices=("error", "skip"))
     json: bool = opt(False, "print JSON lines {\"line\": n, \"chars\": c, \"bpc\": b}, then the total")
     device: str = opt("cpu", "cpu, auto, cuda or cuda:N")
     threads: int = opt(1, "CPU threads (0: PyTorch's default)", lo=0, hi=1024)

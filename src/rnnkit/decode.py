@@ -6,6 +6,8 @@ string or after N lines; `beam_search` keeps the N most probable continuations. 
 """
 from __future__ import annotations
 
+import codecs
+import copy
 from typing import Callable
 
 import torch
@@ -86,48 +88,81 @@ class Stopper:
                 return piece[:j + 1]
         return piece
 
-    def ended(self, text: str) -> bool:
-        """Whether `text`, read from its start, has ended (for beam search)."""
-        probe = Stopper(self.stops, self.lines_left)
-        probe.cut(text)
-        return probe.done
+
+class BeamEnds:
+    """Which beam rows have ended (a stop string, the line limit), advanced one id per step: each
+    row carries its own `Stopper` and, for a byte vocabulary, the UTF-8 bytes of a character not yet
+    complete, so a step costs the same at any length (rescanning each beam's whole text was
+    quadratic: issue 26). `(rows, ids) -> ended`: row j continues row rows[j] with ids[j]."""
+
+    def __init__(self, stops: list[str], max_lines: int | None, symbols: list[str], kind: str, rows: int):
+        self.symbols, self.bytes = symbols, kind == "bytes"
+        self.rows = [(Stopper(stops, max_lines), b"")] * rows
+
+    def _piece(self, pending: bytes, i: int) -> tuple[str, bytes]:
+        if not self.bytes:
+            return self.symbols[i], b""
+        dec = codecs.getincrementaldecoder("utf-8")("replace")
+        dec.setstate((pending, 0))
+        piece = dec.decode(self.symbols[i].encode("latin-1"))
+        return piece, dec.getstate()[0]
+
+    def __call__(self, rows: list[int], ids: list[int]) -> list[bool]:
+        new = []
+        for r, i in zip(rows, ids):
+            stopper, pending = self.rows[r]
+            piece, pending = self._piece(pending, i)
+            stopper = copy.copy(stopper)
+            stopper.cut(piece)
+            new.append((stopper, pending))
+        self.rows = new
+        return [s.done for s, _ in new]
+
+
+def backtrack(back: list[tuple[list[int], list[int]]], t: int, j: int) -> list[int]:
+    """The ids of row j after step t, read back through each step's (parent rows, ids)."""
+    out = []
+    for rows, ids in reversed(back[:t + 1]):
+        out.append(ids[j])
+        j = rows[j]
+    return out[::-1]
 
 
 def beam_search(step: Callable[[torch.Tensor], torch.Tensor], reorder: Callable[[torch.Tensor], None],
                 first: torch.Tensor, beam: int, length: int, num: int,
-                finished: Callable[[list[int]], bool] | None = None) -> list[tuple[list[int], float]]:
+                finished: Callable[[list[int], list[int]], list[bool]] | None = None
+                ) -> list[tuple[list[int], float]]:
     """The `num` most probable continuations of `length` ids, by beam search over `beam` rows.
 
     `first` (V,) are the logits after the prompt; `step(ids (B,)) -> (B, V)` moves every row on by
-    one id; `reorder(rows (B,))` makes row j continue from row rows[j]. A continuation that
-    `finished(ids)` says has ended (a stop string, the line limit) leaves the beam. Scores are
-    length-normalised: the mean log-probability per character, so ended and full-length
-    continuations compare fairly. Returns (ids, mean log-prob) pairs, best first."""
-    logp = torch.log_softmax(first.float(), -1)                          # (V,)
+    one id; `reorder(rows (B,))` makes row j continue from row rows[j]. `finished(rows, ids)` (a
+    `BeamEnds`) says which rows have ended (a stop string, the line limit); they leave the beam.
+    Scores are length-normalised: the mean log-probability per character, so ended and full-length
+    continuations compare fairly. Each step keeps only back-pointers (parent row, id), so a step
+    costs the same at any length. Returns (ids, mean log-prob) pairs, best first."""
+    logp = torch.log_softmax(first.float(), -1).expand(beam, -1)        # (B, V)
     v = logp.shape[-1]
     scores = torch.full((beam,), float("-inf"))                          # (B,) sum of log-probs
     scores[0] = 0.0                                                      # one live row at the start
-    seqs: list[list[int]] = [[] for _ in range(beam)]
-    done: list[tuple[list[int], float]] = []
-    logp = logp.expand(beam, -1)
+    back: list[tuple[list[int], list[int]]] = []                         # per step: parent rows, ids
+    done: list[tuple[float, int, int]] = []                              # (mean log-prob, step, row)
     for t in range(length):
         cand = (scores[:, None] + logp).reshape(-1)                      # (B*V,)
         order = torch.argsort(cand, descending=True, stable=True)[:beam]  # ties broken by index
         rows, ids = order // v, order % v
-        seqs = [seqs[r] + [i] for r, i in zip(rows.tolist(), ids.tolist())]
+        back.append((rows.tolist(), ids.tolist()))
         scores = cand[order]
         if finished is not None:
-            for j, s in enumerate(seqs):
-                if scores[j] > float("-inf") and finished(s):
-                    done.append((s, scores[j].item() / len(s)))
+            for j, ended in enumerate(finished(*back[-1])):
+                if ended and scores[j] > float("-inf"):
+                    done.append((scores[j].item() / (t + 1), t, j))
                     scores[j] = float("-inf")                            # the row leaves the beam
         if t == length - 1 or not torch.isfinite(scores).any():
             break
         reorder(rows)
         logp = torch.log_softmax(step(ids).float(), -1)
-    if length > 0:
-        done += [(s, sc / length) for s, sc in zip(seqs, scores.tolist()) if sc > float("-inf")]
-    else:
-        done = [([], 0.0)]
-    done.sort(key=lambda d: -d[1])
-    return done[:num]
+    if length == 0:
+        return [([], 0.0)]
+    done += [(sc / length, len(back) - 1, j) for j, sc in enumerate(scores.tolist()) if sc > float("-inf")]
+    done.sort(key=lambda d: -d[0])                                       # stable: earlier first on ties
+    return [(backtrack(back, t, j), sc) for sc, t, j in done[:num]]

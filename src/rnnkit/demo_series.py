@@ -107,8 +107,11 @@ def load_panel(path: str, id_col: str, target: Optional[str] = None, features: O
     used = feats + ([tgt] if tgt not in feats else [])
     j = table.header.index(icol)
     groups: dict[str, list] = {}
-    for row in table.rows:
-        groups.setdefault(row[1][j], []).append(row)
+    for n, fields in table.rows:
+        if not fields[j]:
+            raise UsageError(f"{path}: line {n} column {j + 1} ({icol}): empty series id; give every row "
+                             "its series' id")
+        groups.setdefault(fields[j], []).append((n, fields))
     if len(groups) < 2:
         raise UsageError(f"{path}: --id-column {icol!r} holds one series only; drop --id-column")
     out = [_keep(rows_series(table, rows, used, dcol, False, fill, date_format, f"{path} [{key}]"), used)

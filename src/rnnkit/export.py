@@ -6,8 +6,9 @@ writes two models with a dynamic batch:
   FILE          the one-character step:  ids (B,) int64, h (L, B, H)[, c (L, B, H)]
                                          -> logits (B, V), h, c   (c for LSTM only)
   FILE.seq.onnx the fused sequence forward: ids (B, T) -> logits (B, T, V), h[, c]  (T dynamic)
-and FILE.vocab.json (the symbols, so a sampler needs no PyTorch). Existing files are refused
-unless --force. The exported step is checked against PyTorch on the spot (see `check_onnx`).
+and FILE.vocab.json (the symbols, so a sampler needs no PyTorch). Existing files are refused;
+--force replaces earlier exports only, never a checkpoint or anyone's file. The exported step is
+checked against PyTorch on the spot (see `check_onnx`).
 """
 from __future__ import annotations
 
@@ -53,21 +54,52 @@ def state_names(lstm: bool) -> tuple[list[str], list[str]]:
     return (["h", "c"], ["h_out", "c_out"]) if lstm else (["h"], ["h_out"])
 
 
+def is_export(p: Path) -> bool:
+    """Whether `p` is a file rnnkit export wrote: the vocabulary JSON with its keys, or an ONNX
+    model from PyTorch whose first input is `ids`. A checkpoint, a log or anyone's file is not."""
+    try:
+        if p.name.endswith(".vocab.json"):
+            meta = json.loads(p.read_text(encoding="utf-8"))
+            return isinstance(meta, dict) and {"symbols", "kind", "cell", "layers", "hidden", "state"} <= set(meta)
+        import onnx
+        m = onnx.load(str(p), load_external_data=False)
+        return m.producer_name == "pytorch" and [i.name for i in m.graph.input][:1] == ["ids"]
+    except Exception:   # unreadable, not JSON, not an ONNX model: not an export
+        return False
+
+
+def check_targets(onnx: str, force: bool) -> tuple[Path, Path, Path]:
+    """The three files to write, refused before any work when --onnx names a directory or a
+    checkpoint, or when one exists that is not an earlier export (--force replaces only those:
+    it never reaches a checkpoint or any other file, issue 26)."""
+    p = Path(onnx)
+    if onnx.endswith(("/", os.sep)) or p.name in ("", ".", "..") or p.is_dir():
+        raise UsageError(f"--onnx {onnx} names a directory; give a file name in it, e.g. "
+                         f"{Path(onnx) / 'model.onnx'}")
+    if p.suffix == ".safetensors":
+        raise UsageError(f"--onnx {onnx} names a checkpoint file; give a name ending in .onnx")
+    if not p.parent.is_dir():
+        raise UsageError(f"{p.parent}: no such directory")
+    out = paths(onnx)
+    for f in out:
+        if f.is_symlink() or (f.exists() and not f.is_file()):
+            raise UsageError(f"{f} is not a regular file; choose another --onnx path")
+        if f.exists() and not force:
+            raise UsageError(f"{f} exists; pass {param('force')} to overwrite it")
+        if f.exists() and not is_export(f):
+            raise UsageError(f"{f} exists and was not written by rnnkit export; {param('force')} replaces only "
+                             "earlier exports: choose another --onnx path")
+    return out
+
+
 def export_onnx(run_dir: str, cfg: ExportConfig, warn=None) -> list[Path]:
     """Write the step and sequence models and the vocabulary; returns the paths written."""
     from .checkpoint import load_model
     from .models import SequenceModel
+    out = check_targets(cfg.onnx, cfg.force)       # before any work
     model, vocab, _ = load_model(run_dir, "cpu", warn=warn)
     if not isinstance(model, SequenceModel):
         raise UsageError(f"{run_dir}: only recurrent character models can be exported")
-    out = paths(cfg.onnx)
-    for p in out:
-        if p.exists() and not cfg.force:
-            raise UsageError(f"{p} exists; pass {param('force')} to overwrite it")
-        if p.is_symlink() or (p.exists() and not p.is_file()):
-            raise UsageError(f"{p} is not a regular file; choose another --onnx path")
-    if not out[0].parent.is_dir():
-        raise UsageError(f"{out[0].parent}: no such directory")
     c = model.config
     lstm = c.cell == "lstm"
     ins, outs = state_names(lstm)

@@ -117,6 +117,10 @@ def run_forecast(cfg: ForecastConfig, csv: Optional[str] = None, out: Optional[s
     else:
         series, feats, target = load_series(csv, cfg.target, cfg.features, cfg.columns, cfg.date_column,
                                             cfg.reverse, cfg.fill, cfg.date_format, cfg.series)
+        if cfg.backtest:      # the folds' size is known now: refuse before the main model trains
+            from .backtest import fold_step
+            from .forecast_inputs import split_point
+            fold_step(len(series.values) - split_point(len(series.values), cfg.test_fraction), cfg)
         _, scaler, res = fit_forecast(cfg, series, feats, target, log)
         scalers = [scaler]
         if cfg.backtest:

@@ -11,6 +11,8 @@ A checkpoint from rnnkit 0.1 (one model, level inputs, one output at step H) sti
 """
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
 from typing import Optional
@@ -122,15 +124,16 @@ def predictions_csv(res) -> str:
     head = (["series"] if res.parts else []) + ["date" if parts[0].series.dates is not None else "row",
                                                "truth", "forecast", "naive"]
     head += [f"{side}_{k}" for k in keys for side in ("lower", "upper")]
-    lines = [",".join(head)]
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")      # quotes a series id holding , or " (issue 26)
+    out.writerow(head)
     for p in parts:
         for i, r in enumerate(p.rows):
             when = str(p.series.dates[r]) if p.series.dates is not None else str(int(r))
             cells = ([p.series.key] if res.parts else []) + [when] + \
                 [f"{v:.10g}" for v in (p.truth[i], p.pred[i], p.naive[i])]
-            cells += [f"{p.bands[k][s][i]:.10g}" for k in keys for s in (0, 1)]
-            lines.append(",".join(cells))
-    return "\n".join(lines) + "\n"
+            out.writerow(cells + [f"{p.bands[k][s][i]:.10g}" for k in keys for s in (0, 1)])
+    return buf.getvalue()
 
 
 def predict_file(run_dir: str, csv: str, columns: Optional[str] = None, date_col: Optional[str] = None,

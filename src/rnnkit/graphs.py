@@ -148,18 +148,21 @@ class ChunkRunner:
         warnings.warn(f"sampling without a CUDA graph ({what} failed: {str(e).splitlines()[0] if str(e) else e!r}); "
                       "the text is the same, only slower", RuntimeWarning, stacklevel=3)
 
-    def generate(self, logits: torch.Tensor, emit, stoppers) -> None:
+    def generate(self, logits: torch.Tensor, emit, stoppers, check=None) -> None:
         """Draws the whole text from the prompt's logits (N, V): emit(rows) per chunk, rows being
-        each sample's new ids; ends early once every stopper is done."""
+        each sample's new ids; ends early once every stopper is done. `check()`, called before
+        every chunk, may raise to abandon the work (the server's cancellation)."""
         self.stepper.logits.copy_(logits)
         device = self.stepper.logits.device
         # the model's GPU is the current one, so streams, capture and replay all run on it
         with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-            self._generate(emit, stoppers)
+            self._generate(emit, stoppers, check)
 
-    def _generate(self, emit, stoppers) -> None:
+    def _generate(self, emit, stoppers, check=None) -> None:
         t = 0
         while t < self.length:
+            if check is not None:
+                check()
             rows = self.run(t)[:self.length - t]                 # (steps, N)
             emit([list(r) for r in zip(*rows)])                  # (N, steps)
             t += len(rows)

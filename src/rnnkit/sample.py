@@ -23,13 +23,14 @@ from typing import Callable, Optional
 import torch
 
 from .config import RnnkitError, SampleConfig, UsageError, param
-from .decode import Picker, Stopper, beam_search
+from .decode import BeamEnds, Picker, Stopper, beam_search
 from .graphs import runner_for
 from .models import SequenceModel
 from .step import FastStep, PlainStep, bf16_native, check_precision  # noqa: F401 (FastStep, PlainStep: API)
 from .vocab import Vocab
 
 CHUNK = 1024            # sampling steps whose noise is drawn at once (and decoded at once when not streaming)
+PRIME_CHUNK = 4096      # prompt characters per forward call: memory stays flat whatever the prompt's length
 NOISE_FLOATS = 1 << 23  # at most this many noise values (32 MB) at once: the chunk shrinks for wide batches
 
 
@@ -93,16 +94,34 @@ def pick_precision(cfg: SampleConfig, model: torch.nn.Module, n: int, device: to
     return "bf16" if device.type == "cpu" and n >= 8 and hidden >= 256 and bf16_native() else "fp32"
 
 
-def check_memory(n: int, length: int, vocab_size: int) -> None:
-    """Refuse, in one line, a request whose text alone would not fit in the memory free now."""
-    need = n * length * 4 + n * vocab_size * 4 * 8          # the texts (up to 4 bytes a char) and per-step buffers
+def check_memory(n: int, length: int, vocab_size: int, prime: int = 0) -> None:
+    """Refuse, in one line, a request whose text alone would not fit in the memory free now. Each
+    of the n texts holds the prompt (`prime` characters) and up to `length` more."""
+    need = n * (prime + length) * 4 + n * vocab_size * 4 * 8   # the texts (up to 4 bytes a char), per-step buffers
+    need += prime * 8 * 2 + PRIME_CHUNK * vocab_size * 4 * 4   # the prompt's ids, one chunk's activations
     try:
         free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return
     if need > 0.8 * free:
-        raise RnnkitError(f"{param('num')} {n} x {param('length')} {length:,} needs about {need / 2**30:.1f} GiB "
-                          f"but {free / 2**30:.1f} GiB is free; lower {param('num')} or {param('length')}")
+        what = f"a prompt of {prime:,} characters and " if prime else ""
+        raise RnnkitError(f"{what}{param('num')} {n} x {param('length')} {length:,} need about "
+                          f"{need / 2**30:.1f} GiB but {free / 2**30:.1f} GiB is free; lower {param('num')} or "
+                          f"{param('length')}{' or shorten the prompt' if prime else ''}")
+
+
+def run_prime(model, ids: list[int], device, check=None):
+    """The prompt through the model in chunks of PRIME_CHUNK characters, the state carried:
+    (logits after the last character (1, V), state). One call over a 1 MB prompt held every
+    position's activations at once (1.3 GB on the smallest model: issue 26)."""
+    x = torch.tensor(ids, dtype=torch.long, device=device)
+    state = None
+    for j in range(0, len(ids), PRIME_CHUNK):
+        if check is not None:
+            check()
+        logits, state = model(x[None, j:j + PRIME_CHUNK], state)     # (1, T, V)
+        logits = logits[:, -1]
+    return logits, state
 
 
 def make_stepper(model, state, n: int, precision: str, fast: bool):
@@ -124,18 +143,21 @@ def reorder_plain(stepper: PlainStep, rows: torch.Tensor) -> None:
 
 @torch.inference_mode()
 def generate(model: SequenceModel, vocab: Vocab, cfg: SampleConfig,
-             on_text: Optional[Callable[[int, str], None]] = None, fast: bool = True) -> list[str]:
+             on_text: Optional[Callable[[int, str], None]] = None, fast: bool = True,
+             check: Optional[Callable[[], None]] = None) -> list[str]:
     """`cfg.num` samples of up to `cfg.length` new characters after the prompt, as one batch.
     Each sample's text (prime included) is returned; `on_text(i, piece)` sees it as it grows.
-    `fast=False` steps with the model's own forward (the reference the fast path is tested against)."""
+    `fast=False` steps with the model's own forward (the reference the fast path is tested against).
+    `check()` is called before every step and may raise to abandon the work (the server's
+    cancellation when a client leaves)."""
     cfg.validate()
     model.eval()
     device = next(model.parameters()).device
     ids, stand_in = start_ids(vocab, read_prime(cfg, vocab), cfg.unknown)
     if cfg.beam:
-        return _beam(model, vocab, cfg, ids, stand_in, on_text, fast, device)
+        return _beam(model, vocab, cfg, ids, stand_in, on_text, fast, device, check)
     n = cfg.num
-    check_memory(n, cfg.length, len(vocab))
+    check_memory(n, cfg.length, len(vocab), 0 if stand_in else len(ids))
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed if cfg.seed is not None else torch.seed())
     streams = [TextStream(vocab) for _ in range(n)]
@@ -157,19 +179,21 @@ def generate(model: SequenceModel, vocab: Vocab, cfg: SampleConfig,
             on_text(i, prompt)
     if cfg.length == 0:
         return out
-    logits, state = model(torch.tensor([ids], device=device))        # the prompt once: (1, P, V)
-    logits = logits[:, -1].expand(n, -1)                              # (N, V), the same for every sample
+    logits, state = run_prime(model, ids, device, check)              # (1, V) after the prompt
+    logits = logits.expand(n, -1)                                     # (N, V), the same for every sample
     stepper = make_stepper(model, state, n, pick_precision(cfg, model, n, device), fast)
     # noise for `chunk` steps at once, bounded for wide batches (the text does not depend on it)
     chunk = max(1, min(cfg.length, CHUNK, NOISE_FLOATS // (n * logits.shape[-1])))
     pick = Picker(cfg, n, logits.shape[-1], gen, device, chunk)
     runner = runner_for(cfg.graphs, stepper, pick, n, cfg.length, device)   # graphs.py: K steps a call
     if runner is not None:
-        runner.generate(logits, emit, stoppers)
+        runner.generate(logits, emit, stoppers, check)
         emit([[] for _ in range(n)], final=True)
         return out
     drawn = torch.empty(chunk, n, dtype=torch.long, device=device)   # ids of the current chunk
     for t in range(cfg.length):
+        if check is not None:
+            check()
         k = t % chunk
         nxt = pick(logits, t, drawn[k])                               # (N,)
         if on_text:                       # stream every character; otherwise decode once a chunk
@@ -185,20 +209,24 @@ def generate(model: SequenceModel, vocab: Vocab, cfg: SampleConfig,
 
 
 def _beam(model, vocab: Vocab, cfg: SampleConfig, ids: list[int], stand_in: bool, on_text, fast: bool,
-          device) -> list[str]:
+          device, check=None) -> list[str]:
     """The `num` best of `beam` continuations (length-normalised log-probability), printed when done."""
     prompt = "" if stand_in else TextStream(vocab)(ids, final=True)
     if cfg.length == 0:
         texts = [prompt] * cfg.num
     else:
-        check_memory(cfg.beam, cfg.length, len(vocab))
-        logits, state = model(torch.tensor([ids], device=device))
+        check_memory(cfg.beam, cfg.length, len(vocab), 0 if stand_in else len(ids))
+        logits, state = run_prime(model, ids, device, check)
         stepper = make_stepper(model, state, cfg.beam, pick_precision(cfg, model, cfg.beam, device), fast)
         reorder = stepper.reorder if isinstance(stepper, FastStep) else lambda r: reorder_plain(stepper, r)
-        stopper = Stopper(cfg.stop, cfg.max_lines) if cfg.stop or cfg.max_lines else None
-        finished = (lambda s: stopper.ended(TextStream(vocab)(s, final=True))) if stopper else None
-        best = beam_search(lambda x: stepper.step(x.to(device)), reorder, logits[0, -1], cfg.beam,
-                           cfg.length, cfg.num, finished)
+        finished = BeamEnds(cfg.stop, cfg.max_lines, vocab.symbols, vocab.kind, cfg.beam) \
+            if cfg.stop or cfg.max_lines else None
+
+        def step(x):
+            if check is not None:
+                check()
+            return stepper.step(x.to(device))
+        best = beam_search(step, reorder, logits[0], cfg.beam, cfg.length, cfg.num, finished)
         texts = [prompt + TextStream(vocab)(s, final=True) for s, _ in best]
     if on_text:
         for i, t in enumerate(texts):

@@ -16,11 +16,13 @@ scores worst.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from .config import UsageError
 from .fileio import LN2
 from .vocab import Vocab
 
@@ -58,13 +60,18 @@ def char_nll(model: nn.Module, ids: list[int], device="cpu") -> torch.Tensor:
 
 
 def score_text(model: nn.Module, vocab: Vocab, text: str, segment: int | None = None,
-               device="cpu", probs: bool = False) -> Scored:
-    """Bits per character of each line (or segment) of `text` (in the vocabulary's symbols)."""
+               device="cpu", probs: bool = False, unknown: str = "error") -> Scored:
+    """Bits per character of each line (or segment) of `text` (in the vocabulary's symbols).
+    unknown="skip" scores a line without its characters outside the vocabulary (counted in the
+    total's `unknown_skipped`) instead of leaving the line out."""
     key = "segment" if segment else "line"
     units = split_units(text, segment)
-    kept, ids, rows = [], [], []
+    kept, ids, rows, dropped = [], [], [], 0
     for n, unit in enumerate(units, 1):
         missing = vocab.unknown(unit)
+        if missing and unknown == "skip":
+            known = "".join(c for c in unit if c in vocab.index)
+            dropped, unit, missing = dropped + len(unit) - len(known), known, []
         if missing:
             rows.append({key: n, "chars": 0, "bpc": None, "unknown": missing[:20]})
             continue
@@ -81,10 +88,55 @@ def score_text(model: nn.Module, vocab: Vocab, text: str, segment: int | None = 
     total_nats, count = nll64.sum().item(), len(nll)
     total = {"chars": count, "loss": total_nats / count if count else None,
              "bpc": total_nats / count / LN2 if count else None,
-             "skipped": sum(1 for r in rows if "unknown" in r)}
+             "skipped": sum(1 for r in rows if "unknown" in r), **({"unknown_skipped": dropped} if dropped else {})}
     return Scored(rows, total, torch.exp(-nll).tolist() if probs else None)
 
 
 def worst(scored: Scored, k: int = 1) -> list[dict]:
     """The k rows with the highest bits per character."""
     return sorted((r for r in scored.rows if r["bpc"] is not None), key=lambda r: -r["bpc"])[:k]
+
+
+def read_scored_text(name: str, kind: str) -> str:
+    """FILE or - (standard input) as the model's symbols: strict UTF-8, or bytes as Latin-1."""
+    import sys
+    from .corpus import check_file
+    data = sys.stdin.buffer.read() if name == "-" else check_file(name).read_bytes()
+    if kind == "bytes":
+        return data.decode("latin-1")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{name}: not valid UTF-8 at byte {e.start}; this model reads UTF-8 text")
+
+
+def crlf_hint(scored: Scored, name: str) -> str | None:
+    """Lines left out for a carriage return alone: Windows line ends the model never saw."""
+    if any("\r" in r.get("unknown", ()) for r in scored.rows):
+        return (f"{name}: lines end in \\r\\n (Windows line ends) and '\\r' is not in the vocabulary; "
+                "pass --unknown skip to score them without it, or convert the file (dos2unix)")
+    return None
+
+
+def print_scores(scored: Scored, text: str, segment: int | None, as_json: bool, name: str) -> None:
+    """`rnnkit score`'s output: a line per unit, then the total (JSON lines with --json)."""
+    key = "segment" if segment else "line"
+    units = split_units(text, segment) if segment else text.split("\n")
+    for r in scored.rows:
+        if as_json:
+            print(json.dumps(r))
+        elif r["bpc"] is None:
+            why = f"characters not in the vocabulary: {', '.join(map(repr, r['unknown']))}" if "unknown" in r \
+                else "nothing scored"
+            print(f"{key} {r[key]}: {why}")
+        else:
+            print(f"{key} {r[key]}: {r['bpc']:.3f} bpc over {r['chars']} chars  {units[r[key] - 1][:60]!r}")
+    t = scored.total
+    if t["chars"] == 0:
+        raise UsageError(f"{name}: needs at least 2 characters in the vocabulary to score")
+    if as_json:
+        print(json.dumps({"total": t}))
+    else:
+        print(f"total: {t['bpc']:.4f} bits/char over {t['chars']:,} characters"
+              + (f" ({t['skipped']} {key}(s) with unknown characters left out)" if t["skipped"] else "")
+              + (f" ({t['unknown_skipped']} unknown character(s) skipped)" if t.get("unknown_skipped") else ""))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
 BUILTIN = "GOOG daily (matplotlib sample data)"
 MISSING = ("", "nan", "na", "n/a", "null", "none")      # cells that mean "no value" (any case)
 DELIMITERS = (",", ";", "\t")
+HUGE = 1e100   # larger values: errors, variances and the yardsticks' sums of squares overflow (issue 26)
 
 
 @dataclass
@@ -174,15 +176,32 @@ def _cell(path: str, line: int, col: int, name: str, text: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise UsageError(f"{where}: not a number ({text!r})")
+        raise UsageError(f"{where}: not a number ({text!r}){number_hint(text)}")
     if not math.isfinite(v):
         raise UsageError(f"{where}: {text!r} is not a finite number; remove or fill that row")
+    if abs(v) > HUGE:
+        raise UsageError(f"{where}: {text!r} is beyond +-{HUGE:g}, where squared errors overflow to inf; "
+                         "rescale the column (e.g. divide it by a power of ten)")
     return v
+
+
+def number_hint(text: str) -> str:
+    """Why a cell that looks numeric is not read as a number: a decimal comma, digit groups."""
+    if re.fullmatch(r"[+-]?\d+,\d+", text):
+        return "; a decimal comma? rnnkit reads a point (100.5): save the file with points"
+    if re.fullmatch(r"[+-]?\d{1,3}([,. '\u00a0]\d{3})+([.,]\d+)?", text):
+        return "; digit groups? write numbers without thousands separators (1234567.5)"
+    return ""
 
 
 def _date(path: str, line: int, col: int, name: str, text: str, fmt: Optional[str] = None) -> np.datetime64:
     try:
-        return np.datetime64(datetime.strptime(text, fmt)) if fmt else np.datetime64(text)
+        if not fmt and text.strip().lower() in ("", "nat", "today", "now"):
+            raise ValueError(text)     # numpy reads these as no date or the machine's clock (issue 26)
+        d = np.datetime64(datetime.strptime(text, fmt)) if fmt else np.datetime64(text)
+        if np.isnat(d):
+            raise ValueError(text)
+        return d
     except ValueError:
         how = f"with --date-format {fmt!r}" if fmt else "(use ISO dates such as 2017-01-31, or give --date-format, e.g. %d/%m/%Y)"
         raise UsageError(f"{path}: line {line} column {col} ({name}): cannot read date {text!r} {how}")

@@ -11,17 +11,18 @@ Endpoints:
   GET  /          a page: prompt, temperature, top-k, top-p, length; the text as it streams, then a
                   strip coloured by each character's probability
 
-Limits (ServeConfig): request body `max_body` bytes, `max_length` characters, `max_num` samples;
-`concurrency` requests computed at once, `queue` more waiting, beyond that 503. Bad requests get a
-4xx JSON `{"error": ..., "field": ...}`. A client that disconnects mid-stream stops its
-generation and frees its slot. The server listens on loopback unless --host says otherwise.
+Limits (ServeConfig): request body `max_body` bytes, `max_length` characters (prompt and
+continuation together), `max_num` samples, MAX_STOPS stop strings of at most MAX_STOP_CHARS;
+`concurrency` requests computed at once, `queue` more waiting, beyond that 503. Bad requests (and
+unknown paths or methods) get a 4xx JSON `{"error": ..., "field": ...}`, always ASCII: a lone
+surrogate in a key or a text is escaped, never a 500. A client that disconnects stops its
+generation (streamed or not) within a step and frees its slot. The server listens on loopback
+unless --host says otherwise.
 """
 
 import asyncio
-import dataclasses
 import ipaddress
 import json
-import re
 import socket
 import sys
 import threading
@@ -29,52 +30,14 @@ from importlib import resources
 
 import torch
 
-from .config import RnnkitError, SampleConfig, ServeConfig, Spelling, UsageError
+from .config import RnnkitError, ServeConfig, Spelling, UsageError
+from .serve_input import HTTPError, field_of, read_json, sample_config, score_request
 
-NOT_FROM_CLIENTS = ("prime_file", "device", "threads")   # server-side settings a request cannot set
+POLL_S = 0.2   # how often a computation that does not stream asks whether its client left
 
 
 class Cancelled(Exception):
     """The client went away: generation stops at the next character."""
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, error: str, field: str | None = None):
-        super().__init__(error)
-        self.status, self.error, self.field = status, error, field
-
-
-FIELDS = set(SampleConfig.__dataclass_fields__)
-
-
-def field_of(message: str) -> str | None:
-    """The first SampleConfig field a UsageError names (`top_p must be ...`, `--top-p ...`)."""
-    for word in re.findall(r"(?:--)?([a-z][a-z0-9_-]*)", message):
-        if word.replace("-", "_") in FIELDS:
-            return word.replace("-", "_")
-    return None
-
-
-def sample_config(body: dict, cfg: ServeConfig) -> SampleConfig:
-    """A request's SampleConfig, checked against the server's limits."""
-    for k in NOT_FROM_CLIENTS:
-        if k in body:
-            raise HTTPError(400, f"{k} is a server setting and cannot be sent", k)
-    unknown = sorted(set(body) - FIELDS)
-    if unknown:
-        raise HTTPError(422, f"unknown key(s) {', '.join(unknown)}; allowed: "
-                        f"{', '.join(sorted(FIELDS - set(NOT_FROM_CLIENTS)))}", unknown[0])
-    try:
-        s = SampleConfig.from_dict(body, where="request")
-    except UsageError as e:
-        raise HTTPError(422, str(e), field_of(str(e))) from None
-    if s.length > cfg.max_length:
-        raise HTTPError(422, f"length {s.length} is over this server's limit of {cfg.max_length}", "length")
-    for name in ("num", "beam"):
-        if (getattr(s, name) or 0) > cfg.max_num:
-            raise HTTPError(422, f"{name} {getattr(s, name)} is over this server's limit of {cfg.max_num}", name)
-    return dataclasses.replace(s, precision=s.precision if "precision" in body else cfg.precision,
-                               threads=cfg.threads)
 
 
 class Slots:
@@ -103,40 +66,6 @@ def page() -> str:
     return resources.files("rnnkit").joinpath("serve_page.html").read_text(encoding="utf-8")
 
 
-async def read_json(request, max_body: int) -> dict:
-    """The request's JSON object, refused (413) as soon as it grows past `max_body` bytes."""
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > max_body:
-        raise HTTPError(413, f"request body over {max_body} bytes")
-    data = bytearray()
-    async for part in request.stream():
-        data += part
-        if len(data) > max_body:
-            raise HTTPError(413, f"request body over {max_body} bytes")
-    try:
-        body = json.loads(data or b"{}")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise HTTPError(400, f"body is not valid JSON ({e})")
-    if not isinstance(body, dict):
-        raise HTTPError(400, "body must be a JSON object")
-    return body
-
-
-def score_request(body: dict) -> tuple[str, int | None, bool]:
-    """(text, segment, probs) of a /score body, each checked."""
-    unknown = sorted(set(body) - {"text", "segment", "probs"})
-    if unknown:
-        raise HTTPError(422, f"unknown key(s) {', '.join(unknown)}; allowed: probs, segment, text", unknown[0])
-    text, segment, probs = body.get("text"), body.get("segment"), body.get("probs", False)
-    if not isinstance(text, str):
-        raise HTTPError(422, "text must be a string", "text")
-    if segment is not None and (not isinstance(segment, int) or isinstance(segment, bool) or segment < 1):
-        raise HTTPError(422, "segment must be a whole number >= 1", "segment")
-    if not isinstance(probs, bool):
-        raise HTTPError(422, "probs must be true or false", "probs")
-    return text, segment, probs
-
-
 class LiveText:
     """Text drawn in a worker thread, handed to the event loop piece by piece.
 
@@ -148,9 +77,12 @@ class LiveText:
         self.loop, self.pieces, self.stop = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
         self.release = release
 
-    def on_text(self, i: int, piece: str) -> None:
+    def check(self) -> None:
         if self.stop.is_set():
             raise Cancelled()
+
+    def on_text(self, i: int, piece: str) -> None:
+        self.check()
         self.loop.call_soon_threadsafe(self.pieces.put_nowait, piece)
 
     def done(self, err) -> None:
@@ -172,9 +104,9 @@ class LiveText:
                 if item is StopIteration:
                     return
                 if isinstance(item, Exception):
-                    yield f"\n[error: {item}]"
+                    yield f"\n[error: {item}]".encode("utf-8", "backslashreplace")
                     return
-                yield item
+                yield item.encode("utf-8", "replace")   # a lone surrogate cannot reach the encoder
         finally:
             self.stop.set()
             self.release()
@@ -195,54 +127,102 @@ def run_in_thread(fn, on_done) -> None:
     threading.Thread(target=work, daemon=True).start()
 
 
+def ascii_json():
+    """A JSONResponse whose body is ASCII JSON: a lone surrogate (in a key, an error, an unknown
+    character) is written as \\udXXX, where the UTF-8 encoder would raise (a 500: issue 26)."""
+    from fastapi.responses import JSONResponse
+
+    class AsciiJSON(JSONResponse):
+        def render(self, content) -> bytes:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+    return AsciiJSON
+
+
+async def until_done_or_gone(request, fn):
+    """fn(check) in a worker thread; if the client disconnects meanwhile, check() raises Cancelled
+    at the next step and the thread ends before this returns and the slot is freed."""
+    stop = threading.Event()
+
+    def check():
+        if stop.is_set():
+            raise Cancelled()
+    task = asyncio.ensure_future(asyncio.to_thread(torch.inference_mode()(fn), check))
+    while not (await asyncio.wait({task}, timeout=POLL_S))[0]:
+        if await request.is_disconnected():
+            stop.set()
+    try:
+        return task.result()
+    except Cancelled:
+        raise HTTPError(499, "the client went away") from None
+
+
+def add_error_handlers(app, JSON) -> None:
+    """Every error is `{"error", "field"}`: rnnkit's own and Starlette's 404 / 405 alike."""
+    from starlette.exceptions import HTTPException
+
+    @app.exception_handler(HTTPError)
+    async def http_error(request, e: HTTPError):
+        return JSON({"error": e.error, "field": e.field}, status_code=e.status)
+
+    @app.exception_handler(HTTPException)
+    async def starlette_error(request, e: HTTPException):
+        allowed = f"; allowed: {e.headers['Allow']}" if e.headers and "Allow" in e.headers else ""
+        return JSON({"error": f"{request.method} {request.url.path}: {str(e.detail).lower()}{allowed}", "field": None},
+                    status_code=e.status_code, headers=e.headers)
+
+
+def score_reply(res, probs: bool) -> dict:
+    if res.total["chars"] == 0:      # as `rnnkit score`, which exits 2
+        raise HTTPError(422, "text needs at least 2 characters in the model's vocabulary to score", "text")
+    return {"rows": res.rows, "total": res.total, **({"probs": res.probs} if probs else {})}
+
+
 def make_app(model, vocab, meta: dict, cfg: ServeConfig):
     """The FastAPI app serving `model` (shared read-only by the worker threads)."""
     from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+    from fastapi.responses import HTMLResponse, StreamingResponse
 
     from .sample import generate, prime_symbols
     from .score import score_text
 
-    app = FastAPI(title="rnnkit", docs_url=None, redoc_url=None, openapi_url=None)
+    JSON = ascii_json()
+    app = FastAPI(title="rnnkit", docs_url=None, redoc_url=None, openapi_url=None, default_response_class=JSON)
     slots = Slots(cfg.concurrency, cfg.queue)
     info = {"cell": model.config.cell, "layers": model.config.layers, "hidden": model.config.hidden,
             "vocab": len(vocab), "encoding": vocab.kind}
     limits = {k: getattr(cfg, k) for k in ("max_length", "max_num", "max_body", "concurrency", "queue")}
+    add_error_handlers(app, JSON)
 
-    async def in_slot(fn):
+    async def in_slot(request, fn):
         await slots.acquire()
         try:
-            return await asyncio.to_thread(fn)
+            return await until_done_or_gone(request, fn)
         finally:
             slots.release()
 
-    @app.exception_handler(HTTPError)
-    async def http_error(request, e: HTTPError):
-        return JSONResponse({"error": e.error, "field": e.field}, status_code=e.status)
-
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health():
         return {"status": "ok", "active": slots.active, "waiting": slots.waiting, "limits": limits, "model": info}
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def index():
         return page()
 
     @app.post("/generate")
     async def generate_route(request: Request):
         s = sample_config(await read_json(request, cfg.max_body), cfg)
-        if s.num > 1 or s.beam:
-            try:
-                return {"samples": await in_slot(lambda: generate(model, vocab, s))}
-            except RnnkitError as e:
-                raise HTTPError(422, str(e), field_of(str(e)))
-        try:   # check the prime before the stream starts: an error is still a 4xx
+        try:   # check the prime before any work (and before a stream starts): an error is still a 4xx
             vocab.encode(prime_symbols(vocab, s.prime), unknown=s.unknown)
         except UsageError as e:
             raise HTTPError(422, str(e), "prime")
+        if s.num > 1 or s.beam:
+            try:
+                return {"samples": await in_slot(request, lambda check: generate(model, vocab, s, check=check))}
+            except RnnkitError as e:
+                raise HTTPError(422, str(e), field_of(str(e)))
         await slots.acquire()
         out = LiveText(slots.release)
-        run_in_thread(lambda: generate(model, vocab, s, on_text=out.on_text), out.done)
+        run_in_thread(lambda: generate(model, vocab, s, on_text=out.on_text, check=out.check), out.done)
         return StreamingResponse(out.chunks(), media_type="text/plain; charset=utf-8",
                                  headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
@@ -250,11 +230,8 @@ def make_app(model, vocab, meta: dict, cfg: ServeConfig):
     async def score_route(request: Request):
         text, segment, probs = score_request(await read_json(request, cfg.max_body))
         symbols = prime_symbols(vocab, text)
-        res = await in_slot(lambda: score_text(model, vocab, symbols, segment, probs=probs))
-        out = {"rows": res.rows, "total": res.total}
-        if probs:
-            out["probs"] = res.probs
-        return out
+        return score_reply(await in_slot(request, lambda check: score_text(model, vocab, symbols, segment, probs=probs)),
+                           probs)
 
     return app
 

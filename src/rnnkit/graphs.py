@@ -66,8 +66,13 @@ def capture_graph(runner: "ChunkRunner", side):
         context = torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local")
     except TypeError:   # an older torch without capture_error_mode
         context = torch.cuda.graph(graph, stream=side)
-    with context:
-        runner.steps(runner.K)
+    before = torch.cuda.current_stream()
+    try:
+        with context:
+            runner.steps(runner.K)
+    except Exception:
+        torch.cuda.set_stream(before)   # a failing capture_end skips the context's stream restore
+        raise
     return graph
 
 

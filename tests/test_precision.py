@@ -32,6 +32,7 @@ def test_old_bf16_alias():
         TrainConfig(bf16=False, precision="bf16")
 
 
+@pytest.mark.skipif(not precision.cpu_bf16_runs(), reason="this CPU's oneDNN has no bf16 LSTM")
 def test_bf16_forward_keeps_fp32_weights_and_loss():
     torch.manual_seed(0)
     m = SequenceModel(ModelConfig(vocab_size=7, hidden=16, embed=8))
@@ -44,3 +45,18 @@ def test_bf16_forward_keeps_fp32_weights_and_loss():
     assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in m.parameters())
     with precision.autocast("fp32", CPU):
         assert m(x)[0].dtype == torch.float32
+
+
+def test_bf16_where_the_cpu_cannot_run_it_is_one_line(monkeypatch):
+    monkeypatch.setattr(precision, "_RUNS", {"cpu": False})
+    with pytest.raises(UsageError, match="--precision bf16: this CPU"):
+        precision.check("bf16", CPU)
+    precision.check("fp32", CPU)
+
+
+@pytest.mark.skipif(precision.cpu_bf16_runs(), reason="this CPU runs bf16")
+def test_train_refuses_bf16_here_before_writing(cli, text_file, tmp_path):
+    res = cli("train", str(text_file), "--out", str(tmp_path / "r"), "--device", "cpu", "--precision", "bf16",
+              "--max-steps", "1")
+    assert res.rc == 2 and len(res.err_lines) == 1 and "--precision bf16" in res.err, res
+    assert not (tmp_path / "r").exists()

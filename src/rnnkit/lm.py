@@ -32,6 +32,7 @@ from .evaluate import distributed_loss
 from .fileio import bits, warn, write_atomic
 from .models import SequenceModel, check_memory, count_params, init_of
 from .plots import plot_curves
+from .precision import check as check_precision
 from .precision import resolve as resolve_precision
 from .regularize import param_groups
 from .resume import resume_point, restore_state, state_tensors
@@ -256,6 +257,7 @@ def _train(tcfg: Optional[TrainConfig], mcfg: Optional[ModelConfig], out: Path, 
     else:    # the recipe fills in what was not given; the run records the resolved values
         tcfg, mcfg = presets.apply(tcfg.validate(), mcfg, d.device, explicit)
     check_train_memory(mcfg, tcfg.validate(), d)  # before anything is written (vocabulary size 1 until read)
+    check_precision(tcfg.precision, d.device)
     with run.claimed(tcfg, resuming=ckpt is not None):
         s = open_session(tcfg.validate(), mcfg, run, ckpt, d, quiet)
         if ckpt:

@@ -24,6 +24,30 @@ def native_bf16() -> bool:
         return False
 
 
+_RUNS: dict = {}
+
+
+def cpu_bf16_runs() -> bool:
+    """Whether oneDNN here can run a bf16 LSTM at all (an AVX2-only CPU cannot: "could not create a
+    primitive descriptor"), tried once on a tiny one."""
+    if "cpu" not in _RUNS:
+        try:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                torch.nn.LSTM(4, 4, batch_first=True)(torch.zeros(1, 2, 4))
+            _RUNS["cpu"] = True
+        except RuntimeError:
+            _RUNS["cpu"] = False
+    return _RUNS["cpu"]
+
+
+def check(precision: str, device: torch.device) -> None:
+    """Refuse, in one line, --precision bf16 on a CPU that cannot run it."""
+    if precision == "bf16" and torch.device(device).type == "cpu" and not cpu_bf16_runs():
+        from .config import UsageError
+        raise UsageError("--precision bf16: this CPU's oneDNN has no bf16 LSTM (it needs AVX-512 or AMX); "
+                         "use --precision auto or fp32")
+
+
 def cpu_bf16_pays() -> bool:
     """bf16 autocast is expected to train faster than fp32 on this CPU: oneDNN runs it natively."""
     return native_bf16()

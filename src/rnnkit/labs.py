@@ -17,11 +17,11 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .config import REGULARISERS_OFF, LabConfig, ModelConfig, UsageError, param
-from .models import SequenceModel, SoftmaxOnly, check_memory, summary
-from .train import accuracy, fit
-from .vocab import Vocab
-from .windows import PAD, pad_sequences, shift_pairs, sliding_windows
+from .core.config import REGULARISERS_OFF, LabConfig, ModelConfig, UsageError, param
+from .core.models import SequenceModel, SoftmaxOnly, check_memory, summary
+from .core.train import accuracy, fit
+from .core.vocab import Vocab
+from .core.windows import PAD, pad_sequences, shift_pairs, sliding_windows
 
 SENTENCE = ("if you want to build a ship, don't drum up people together to collect wood and don't "
             "assign them tasks and work, but rather teach them to long for the endless immensity of the sea.")
@@ -230,9 +230,9 @@ def lab_stock(opts: LabOptions) -> LabResult:
     """Lab 12-5: tomorrow's close from 7 days of Open, High, Low, Volume, Close; one LSTM layer of
     10 units, Adam lr 0.01, 500 full-batch steps, 70/30 split in time, as in the lecture. Fixed: the
     scaler is fitted on the training part only, and the naive forecast is the yardstick."""
-    from .config import ForecastConfig
-    from .forecast import fit_forecast, table
-    from .demo_series import load_series
+    from .core.config import ForecastConfig
+    from .forecast.run import fit_forecast, table
+    from .forecast.demo_series import load_series
     epochs = _setup(opts, 500)
     cfg = ForecastConfig(window=7, horizon=1, test_fraction=0.3, target_mode="level", cell=opts.cell,
                          layers=1, hidden=10, batch=0, lr=0.01, epochs=epochs, val_fraction=0.0,
@@ -264,7 +264,7 @@ def lab_stock(opts: LabOptions) -> LabResult:
 
 
 def _has_dates(path: str) -> bool:
-    from .series import date_column, read_table
+    from .forecast.series import date_column, read_table
     tbl = read_table(path)
     return date_column(tbl.header, None, path) is not None
 

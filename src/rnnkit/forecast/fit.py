@@ -18,13 +18,13 @@ import torch
 
 from .baselines import best_of, mase_scale, mean_metrics, metrics, simple_baselines, skill
 from .classic import CLASSIC, classic_forecasts
-from .config import ForecastConfig, UsageError
-from .forecast_inputs import Scaler, prepare, split_point, steps, to_units, train_origins
-from .forecast_model import Ensemble, fit_ensemble, predict_scaled
+from ..core.config import ForecastConfig, UsageError
+from .inputs import Scaler, prepare, split_point, steps, to_units, train_origins
+from .model import Ensemble, fit_ensemble, predict_scaled
 from .intervals import bands, calibrate, coverage, floor_vol, level_key
 from .seasons import Frequency, calendar_features, default_window, infer_frequency
 from .series import Series
-from .train import torch_threads
+from ..core.train import torch_threads
 
 
 @dataclass

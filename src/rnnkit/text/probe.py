@@ -2,7 +2,7 @@
 probabilities, and which hidden units track simple features of the text.
 
     from rnnkit import load_model
-    from rnnkit.probe import activations, rank_units
+    from rnnkit.text.probe import activations, rank_units
     model, vocab, _ = load_model("runs/mine")
     acts = activations(model, vocab, 'He said "hello" (twice).\\n')
     acts.hidden.shape          # (layers, T, hidden): h_t of every layer after reading char t
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import UsageError
-from .models import CELLS, SequenceModel
-from .vocab import Vocab
+from ..core.config import UsageError
+from ..core.models import CELLS, SequenceModel
+from ..core.vocab import Vocab
 
 
 @dataclass

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import distributed
-from .config import EvalConfig, UsageError, param, setting, shown
+from ..core import distributed
+from ..core.config import EvalConfig, UsageError, param, setting, shown
 from .corpus import Source, check_file, load_ids, read_chunks
-from .fileio import bits, warn
-from .vocab import Vocab
-from .windows import to_long
+from ..core.fileio import bits, warn
+from ..core.vocab import Vocab
+from ..core.windows import to_long
 
 
 @dataclass

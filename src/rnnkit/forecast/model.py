@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ForecastConfig, ModelConfig
-from .models import check_memory, make_rnn
-from .train import optimizer_step
+from ..core.config import ForecastConfig, ModelConfig
+from ..core.models import check_memory, make_rnn
+from ..core.train import optimizer_step
 
 
 class Forecaster(nn.Module):

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .config import ForecastConfig
+from ..core.config import ForecastConfig
 from .series import Series
 
 NAMES = {"naive": "naive (last value)", "seasonal_naive": "seasonal naive", "drift": "drift",

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from .config import SampleConfig
+from ..core.config import SampleConfig
 
 
 class Picker:

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from .config import UsageError
+from ..core.config import UsageError
 
 FILLS = ("ffill", "interpolate", "drop")
 

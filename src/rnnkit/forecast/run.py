@@ -23,17 +23,17 @@ from typing import Callable, Optional
 import numpy as np
 
 from .baselines import metrics, naive_forecast, skill  # noqa: F401 (API)
-from .config import ForecastConfig, UsageError, shown
-from .fileio import write_atomic
-from .forecast_fit import Part, choose, fit_parts, make_part, score_part
+from ..core.config import ForecastConfig, UsageError, shown
+from ..core.fileio import write_atomic
+from .fit import Part, choose, fit_parts, make_part, score_part
 from .intervals import coverage
-from .forecast_inputs import Scaler, check_length, min_rows, split_point, windows  # noqa: F401 (API)
-from .forecast_io import (MODEL_FILE, check_out, load_forecaster, predict_file, predictions_csv,  # noqa: F401
+from .inputs import Scaler, check_length, min_rows, split_point, windows  # noqa: F401 (API)
+from .files import (MODEL_FILE, check_out, load_forecaster, predict_file, predictions_csv,  # noqa: F401
                           save_forecaster)
-from .forecast_model import Ensemble, Forecaster  # noqa: F401 (API)
-from .forecast_report import ForecastResult, dumps, table  # noqa: F401 (API)
+from .model import Ensemble, Forecaster  # noqa: F401 (API)
+from .report import ForecastResult, dumps, table  # noqa: F401 (API)
 from .demo_series import load_panel, load_series
-from .forecast_future import add_future, future_csv
+from .future import add_future, future_csv
 from .series import Series
 
 __all__ = ["ForecastConfig", "ForecastResult", "Forecaster", "Ensemble", "Scaler", "fit_forecast", "fit_panel",
@@ -119,7 +119,7 @@ def run_forecast(cfg: ForecastConfig, csv: Optional[str] = None, out: Optional[s
                                             cfg.reverse, cfg.fill, cfg.date_format, cfg.series)
         if cfg.backtest:      # the folds' size is known now: refuse before the main model trains
             from .backtest import fold_step
-            from .forecast_inputs import split_point
+            from .inputs import split_point
             fold_step(len(series.values) - split_point(len(series.values), cfg.test_fraction), cfg)
         _, scaler, res = fit_forecast(cfg, series, feats, target, log)
         scalers = [scaler]
@@ -148,7 +148,7 @@ def _future_xy(r: ForecastResult, h: int) -> Optional[tuple]:
 
 
 def write_run(run: Path, res: ForecastResult, scalers: list[Scaler]) -> None:
-    from .plots import plot_forecast
+    from ..core.plots import plot_forecast
     run.mkdir(parents=True, exist_ok=True)
     f = res.extra.get("refitted") or res.extra["fitted"]        # the model fitted on every row, if any
     extra = {"intervals": {f"{k:g}": v.tolist() for k, v in f.quantiles.items()}, "vol_ref": f.vol_ref,

@@ -18,13 +18,13 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .forecast_fit import Fitted, Part, _lo_span, fit_parts, make_part
-from .forecast_inputs import prepare, steps, to_units
-from .forecast_model import predict_scaled
+from .fit import Fitted, Part, _lo_span, fit_parts, make_part
+from .inputs import prepare, steps, to_units
+from .model import predict_scaled
 from .intervals import bands, floor_vol, level_key
 from .seasons import Frequency, future_dates, infer_frequency
 from .series import Series
-from .train import torch_threads
+from ..core.train import torch_threads
 
 
 def refit_all(fitted: Fitted, panel: list[Series], log: Callable[[str], None] = print) -> tuple[Fitted, list[Part]]:

@@ -22,8 +22,8 @@ import warnings
 import torch
 from torch import nn
 
-from .config import UsageError, setting
-from .models import SequenceModel
+from ..core.config import UsageError, setting
+from ..core.models import SequenceModel
 
 PRECISIONS = ("fp32", "bf16", "int8")
 

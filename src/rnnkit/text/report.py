@@ -3,7 +3,7 @@
     rnnkit report runs/mine                      # -> runs/mine/report.html
     rnnkit report runs/mine --text play.txt --out play.html
 
-    from rnnkit.report import ReportConfig, write_report
+    from rnnkit.text.report import ReportConfig, write_report
     write_report("runs/mine", ReportConfig(chars=1000))
 
 It holds the run's configuration and numbers, the learning curves in bits per character (inline
@@ -27,15 +27,15 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .checkpoint import find_checkpoint, load_model
-from .config import ReportConfig, SampleConfig, UsageError, shown
+from ..core.checkpoint import find_checkpoint, load_model
+from ..core.config import ReportConfig, SampleConfig, UsageError, shown
 from .corpus import read_text, verified_cache
-from .models import check_memory, count_params
-from .fileio import LN2, warn as warn_stderr, write_atomic
-from .runlog import curves, read_metrics_checked, skipped_note
+from ..core.models import check_memory, count_params
+from ..core.fileio import LN2, warn as warn_stderr, write_atomic
+from ..core.runlog import curves, read_metrics_checked, skipped_note
 from .probe import Activations, activations, rank_units
 from .sample import generate
-from .vocab import Vocab
+from ..core.vocab import Vocab
 
 TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -269,7 +269,7 @@ def build_report(run_dir: str | os.PathLike, cfg: Optional[ReportConfig] = None,
 
 
 def _build_report(run_dir: Path, cfg: ReportConfig, warn: Callable[[str], None]) -> str:
-    from .distributed import pick_device
+    from ..core.distributed import pick_device
     model, vocab, meta = load_model(run_dir, pick_device(cfg.device), warn=warn)
     check_memory(model.config, 1, cfg.chars, training=False, device=pick_device(cfg.device))  # the probe's pass
     last = find_checkpoint(run_dir, ("last", "prev", "best"), warn).meta if run_dir.is_dir() else meta
@@ -291,7 +291,7 @@ def _build_report(run_dir: Path, cfg: ReportConfig, warn: Callable[[str], None])
         "passage_source": html.escape(source),
         "data": json_script(heatmap_data(acts, cfg.units, vocab.kind)),
     }
-    page = resources.files("rnnkit").joinpath("report_template.html").read_text(encoding="utf-8")
+    page = resources.files("rnnkit.text").joinpath("report_template.html").read_text(encoding="utf-8")
     # one pass, so text inside a filled slot is never taken for another slot
     return re.sub(r"\{\{(\w+)\}\}", lambda m: parts[m.group(1)], page)
 

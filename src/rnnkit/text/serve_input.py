@@ -6,7 +6,7 @@ import dataclasses
 import json
 import re
 
-from .config import SampleConfig, ServeConfig, UsageError
+from ..core.config import SampleConfig, ServeConfig, UsageError
 
 NOT_FROM_CLIENTS = ("prime_file", "device", "threads")   # server-side settings a request cannot set
 MAX_STOPS, MAX_STOP_CHARS = 16, 256   # each stop string is checked at every character of every sample

@@ -1,6 +1,6 @@
 """Dynamic evaluation (Krause et al. 2018, "Dynamic Evaluation of Neural Sequence Models").
 
-    from rnnkit.dynamic import DynamicSettings, dynamic_eval
+    from rnnkit.text.dynamic import DynamicSettings, dynamic_eval
     total, count, correct = dynamic_eval(model, ids, DynamicSettings(lr=1e-4, decay=0.02, segment=50))
 
 The text is read as one stream, `segment` characters at a time, the state carried. Each segment is
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .models import detach_state
-from .windows import to_long
+from ..core.models import detach_state
+from ..core.windows import to_long
 
 
 @dataclass
@@ -126,7 +126,7 @@ def training_tail(run_dir, meta: dict, vocab, chars: int) -> Optional[np.ndarray
     """The last `chars` characters of the run's training split, from its id cache (None when the
     run directory does not hold exactly one cache that fits the vocabulary)."""
     from pathlib import Path
-    from .vocab import Vocab
+    from ..core.vocab import Vocab
     run = Path(run_dir)
     run = run.parent if run.is_file() else run      # a checkpoint file: its run directory
     train = meta.get("train") or {}

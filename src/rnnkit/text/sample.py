@@ -22,12 +22,12 @@ from typing import Callable, Optional
 
 import torch
 
-from .config import RnnkitError, SampleConfig, UsageError, param
+from ..core.config import RnnkitError, SampleConfig, UsageError, param
 from .decode import BeamEnds, Picker, Stopper, beam_search
 from .graphs import runner_for
-from .models import SequenceModel
+from ..core.models import SequenceModel
 from .step import FastStep, PlainStep, bf16_native, check_precision  # noqa: F401 (FastStep, PlainStep: API)
-from .vocab import Vocab
+from ..core.vocab import Vocab
 
 CHUNK = 1024            # sampling steps whose noise is drawn at once (and decoded at once when not streaming)
 PRIME_CHUNK = 4096      # prompt characters per forward call: memory stays flat whatever the prompt's length

@@ -23,8 +23,8 @@ from typing import Optional
 
 import numpy as np
 
-from .config import UsageError
-from .fileio import check_regular_file
+from ..core.config import UsageError
+from ..core.fileio import check_regular_file
 from .fill import fill_missing
 
 DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")

@@ -20,10 +20,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint, validate_forecast_meta
-from .config import ForecastConfig, UsageError, shown
-from .forecast_inputs import Scaler, prepare, steps, to_units
-from .forecast_model import Ensemble, Forecaster, predict_scaled
+from ..core.checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint, validate_forecast_meta
+from ..core.config import ForecastConfig, UsageError, shown
+from .inputs import Scaler, prepare, steps, to_units
+from .model import Ensemble, Forecaster, predict_scaled
 from .intervals import bands, floor_vol
 from .seasons import calendar_features, infer_frequency
 from .series import date_column, read_table, resolve, table_series

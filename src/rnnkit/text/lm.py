@@ -24,25 +24,25 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from . import distributed, presets
-from .checkpoint import Checkpoint, build_model, model_meta, save_checkpoint, set_aside
-from .config import ModelConfig, SampleConfig, TrainConfig, UsageError, param, setting
+from ..core import distributed, presets
+from ..core.checkpoint import Checkpoint, build_model, model_meta, save_checkpoint, set_aside
+from ..core.config import ModelConfig, SampleConfig, TrainConfig, UsageError, param, setting
 from .corpus import load_ids
 from .evaluate import distributed_loss
-from .fileio import bits, warn, write_atomic
-from .models import SequenceModel, check_memory, count_params, init_of
-from .plots import plot_curves
-from .precision import check as check_precision
-from .precision import resolve as resolve_precision
-from .regularize import param_groups
-from .resume import resume_point, restore_state, state_tensors
-from .rundir import RunDir, data_record, resumed_ids
-from .runlog import METRICS, RunLog
+from ..core.fileio import bits, warn, write_atomic
+from ..core.models import SequenceModel, check_memory, count_params, init_of
+from ..core.plots import plot_curves
+from ..core.precision import check as check_precision
+from ..core.precision import resolve as resolve_precision
+from ..core.regularize import param_groups
+from ..core.resume import resume_point, restore_state, state_tensors
+from .rundata import RunDir, data_record, resumed_ids
+from ..core.runlog import METRICS, RunLog
 from .sample import generate
-from .train import Hooks, LoopConfig, Trainer, TrainState
-from .vocab import Vocab
-from .watch import LearningWatch
-from .windows import RandomWindows, StreamBatches, split_ids
+from ..core.train import Hooks, LoopConfig, Trainer, TrainState
+from ..core.vocab import Vocab
+from ..core.watch import LearningWatch
+from ..core.windows import RandomWindows, StreamBatches, split_ids
 
 # periodic evaluations read the validation text as this many parallel streams (3,125 chars each at
 # the default eval_chars 50,000): as fast per char as 32 streams here, with half the cold starts
@@ -79,7 +79,7 @@ class Session:
     vocab: Vocab
     train_ids: np.ndarray
     val_ids: np.ndarray
-    data: Optional[dict] = None        # the record of the encoded corpus (rundir.data_record)
+    data: Optional[dict] = None        # the record of the encoded corpus (rundata.data_record)
     batches: object = None             # StreamBatches or RandomWindows over train_ids
     model: SequenceModel = None
     net: torch.nn.Module = None        # the model, wrapped in DDP under torchrun
@@ -100,7 +100,7 @@ def shared_ids(sources: list, tcfg: TrainConfig, run: RunDir, vocab: Optional[Vo
 
 def run_text(tcfg: TrainConfig, run: RunDir, ckpt: Optional[Checkpoint], d: distributed.Dist):
     """(ids, vocab, data record): the encoded corpus of a new run, or on resume the run's own copy
-    of it (see rundir.py: sources that changed or moved since do not change the run)."""
+    of it (see rundata.py: sources that changed or moved since do not change the run)."""
     record = ckpt.meta.get("data") if ckpt else None
     if record is None:             # a new run, or a checkpoint from before records were kept
         vocab_in = Vocab.from_json(ckpt.meta["vocab"]) if ckpt else None

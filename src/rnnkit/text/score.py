@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .config import UsageError
-from .fileio import LN2
-from .vocab import Vocab
+from ..core.config import UsageError
+from ..core.fileio import LN2
+from ..core.vocab import Vocab
 
 CHUNK = 1024   # characters per forward call (as rnnkit eval)
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import statistics
 from typing import Callable, Optional
 
-from .config import ForecastConfig, UsageError
-from .forecast_fit import Fitted, fit_parts, make_part, score_part
+from ..core.config import ForecastConfig, UsageError
+from .fit import Fitted, fit_parts, make_part, score_part
 from .seasons import Frequency
 from .series import Series
 

@@ -30,7 +30,7 @@ from importlib import resources
 
 import torch
 
-from .config import RnnkitError, ServeConfig, Spelling, UsageError
+from ..core.config import RnnkitError, ServeConfig, Spelling, UsageError
 from .serve_input import HTTPError, field_of, read_json, sample_config, score_request
 
 POLL_S = 0.2   # how often a computation that does not stream asks whether its client left
@@ -63,7 +63,7 @@ class Slots:
 
 
 def page() -> str:
-    return resources.files("rnnkit").joinpath("serve_page.html").read_text(encoding="utf-8")
+    return resources.files("rnnkit.text").joinpath("serve_page.html").read_text(encoding="utf-8")
 
 
 class LiveText:
@@ -252,8 +252,8 @@ def serve(run_dir: str, cfg: ServeConfig) -> None:
         import uvicorn
     except ImportError:
         raise RnnkitError("rnnkit serve needs FastAPI and uvicorn: pip install 'rnnkit[serve]'") from None
-    from .checkpoint import load_model
-    from .distributed import pick_device
+    from ..core.checkpoint import load_model
+    from ..core.distributed import pick_device
     from .step import check_precision
     device = pick_device(cfg.device)
     if cfg.precision not in ("auto", "fp32"):

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import ExportConfig, RnnkitError, UsageError, param
-from .fileio import write_atomic
+from ..core.config import ExportConfig, RnnkitError, UsageError, param
+from ..core.fileio import write_atomic
 
 
 class StepModule(nn.Module):
@@ -94,8 +94,8 @@ def check_targets(onnx: str, force: bool) -> tuple[Path, Path, Path]:
 
 def export_onnx(run_dir: str, cfg: ExportConfig, warn=None) -> list[Path]:
     """Write the step and sequence models and the vocabulary; returns the paths written."""
-    from .checkpoint import load_model
-    from .models import SequenceModel
+    from ..core.checkpoint import load_model
+    from ..core.models import SequenceModel
     out = check_targets(cfg.onnx, cfg.force)       # before any work
     model, vocab, _ = load_model(run_dir, "cpu", warn=warn)
     if not isinstance(model, SequenceModel):
@@ -136,7 +136,7 @@ def check_onnx(run_dir: str, file: str, steps: int = 200, batch: int = 3, seed: 
     steps (state fed back) and one sequence forward of the same ids."""
     import numpy as np
     import onnxruntime as ort
-    from .checkpoint import load_model
+    from ..core.checkpoint import load_model
     model, vocab, _ = load_model(run_dir, "cpu")
     step_path, seq_path, _ = paths(file)
     c = model.config

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from .config import UsageError
+from ..core.config import UsageError
 from .fill import fill_missing
 from .series import (BUILTIN, Series, rows_series, date_column, pick_columns, read_table, resolve,
                      table_series)

@@ -18,7 +18,8 @@ from .text.lm import TrainResult, resume_lm, train_lm
 from .core.models import SequenceModel, SoftmaxOnly, summary
 from .text.report import write_report
 from .text.sample import generate
-from .core.train import LoopConfig, Trainer, fit, optimizer_step
+from .core.train import LoopConfig, Trainer
+from .core.update import fit, optimizer_step
 from .core.vocab import Vocab
 from .core.windows import RandomWindows, StreamBatches, pad_sequences, shift_pairs, sliding_windows, split_ids
 

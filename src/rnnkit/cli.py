@@ -37,7 +37,7 @@ def cmd_lab(a) -> int:
         for name, (_, desc) in LABS.items():
             print(f"{name:<14}{desc}")
         return 0
-    from .core.train import torch_threads
+    from .core.update import torch_threads
     with torch_threads(1):  # tiny models: one thread is faster and immune to a busy machine
         res = run_lab(a.name, LabConfig.from_args(a), given=set(given(a, LabConfig)))
     print(f"lab {a.name}: {'reached its target' if res.reached else 'did NOT reach its target'}")
@@ -119,7 +119,7 @@ def cmd_sample(a) -> int:
     from .text.sample import generate, read_prime
     cfg = SampleConfig.from_args(a)
     model, vocab, _ = load_model(a.run, pick_device(cfg.device), warn=warn)
-    from .core.train import torch_threads
+    from .core.update import torch_threads
     prime = read_prime(cfg, vocab)
     kept = vocab.encode(prime, unknown=cfg.unknown)  # refuse unknown prime characters before printing
     if prime and not kept:
@@ -228,7 +228,7 @@ def cmd_score(a) -> int:
     from .core.checkpoint import load_model
     from .core.distributed import pick_device
     from .text.score import crlf_hint, print_scores, read_scored_text, score_text
-    from .core.train import torch_threads
+    from .core.update import torch_threads
     cfg = ScoreConfig.from_args(a)
     device = pick_device(cfg.device)
     model, vocab, _ = load_model(a.run, device, warn=warn)

@@ -19,7 +19,7 @@ import torch
 
 from .core.config import REGULARISERS_OFF, LabConfig, ModelConfig, UsageError, param
 from .core.models import SequenceModel, SoftmaxOnly, check_memory, summary
-from .core.train import accuracy, fit
+from .core.update import accuracy, fit
 from .core.vocab import Vocab
 from .core.windows import PAD, pad_sequences, shift_pairs, sliding_windows
 

@@ -24,7 +24,7 @@ from .model import Ensemble, fit_ensemble, predict_scaled
 from .intervals import bands, calibrate, coverage, floor_vol, level_key
 from .seasons import Frequency, calendar_features, default_window, infer_frequency
 from .series import Series
-from ..core.train import torch_threads
+from ..core.update import torch_threads
 
 
 @dataclass

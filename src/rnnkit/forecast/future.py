@@ -24,7 +24,7 @@ from .model import predict_scaled
 from .intervals import bands, floor_vol, level_key
 from .seasons import Frequency, future_dates, infer_frequency
 from .series import Series
-from ..core.train import torch_threads
+from ..core.update import torch_threads
 
 
 def refit_all(fitted: Fitted, panel: list[Series], log: Callable[[str], None] = print) -> tuple[Fitted, list[Part]]:

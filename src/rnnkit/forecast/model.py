@@ -22,7 +22,7 @@ from torch import nn
 
 from ..core.config import ForecastConfig, ModelConfig
 from ..core.models import check_memory, make_rnn
-from ..core.train import optimizer_step
+from ..core.update import optimizer_step
 
 
 class Forecaster(nn.Module):

@@ -23,11 +23,11 @@ from typing import Callable, Optional
 import torch
 
 from ..core.config import RnnkitError, SampleConfig, UsageError, param
+from ..core.models import SequenceModel
+from ..core.vocab import Vocab
 from .decode import BeamEnds, Picker, Stopper, beam_search
 from .graphs import runner_for
-from ..core.models import SequenceModel
 from .step import FastStep, PlainStep, bf16_native, check_precision  # noqa: F401 (FastStep, PlainStep: API)
-from ..core.vocab import Vocab
 
 CHUNK = 1024            # sampling steps whose noise is drawn at once (and decoded at once when not streaming)
 PRIME_CHUNK = 4096      # prompt characters per forward call: memory stays flat whatever the prompt's length
@@ -190,22 +190,30 @@ def generate(model: SequenceModel, vocab: Vocab, cfg: SampleConfig,
         runner.generate(logits, emit, stoppers, check)
         emit([[] for _ in range(n)], final=True)
         return out
-    drawn = torch.empty(chunk, n, dtype=torch.long, device=device)   # ids of the current chunk
-    for t in range(cfg.length):
+    _eager(cfg.length, logits, stepper, pick, chunk, emit, stream=on_text is not None, stoppers=stoppers,
+           check=check)
+    emit([[] for _ in range(n)], final=True)
+    return out
+
+
+def _eager(length: int, logits: torch.Tensor, stepper, pick: Picker, chunk: int, emit, stream: bool,
+           stoppers, check) -> None:
+    """The per-step loop (no CUDA graph): draw, hand the text to `emit`, step; (N, V) logits in."""
+    n = logits.shape[0]
+    drawn = torch.empty(chunk, n, dtype=torch.long, device=logits.device)   # ids of the current chunk
+    for t in range(length):
         if check is not None:
             check()
         k = t % chunk
         nxt = pick(logits, t, drawn[k])                               # (N,)
-        if on_text:                       # stream every character; otherwise decode once a chunk
+        if stream:                        # stream every character; otherwise decode once a chunk
             emit([[c] for c in drawn[k].tolist()])
-        elif k == chunk - 1 or t == cfg.length - 1:
+        elif k == chunk - 1 or t == length - 1:
             emit(drawn[:k + 1].t().tolist())
         if stoppers is not None and all(s.done for s in stoppers):
             break
-        if t < cfg.length - 1:
+        if t < length - 1:
             logits = stepper.step(nxt)
-    emit([[] for _ in range(n)], final=True)
-    return out
 
 
 def _beam(model, vocab: Vocab, cfg: SampleConfig, ids: list[int], stand_in: bool, on_text, fast: bool,

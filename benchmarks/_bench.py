@@ -17,8 +17,8 @@ DATA = Path(os.environ.get("RNNKIT_BENCH_DATA", ROOT.parent / "shared" / "data" 
 
 import torch  # noqa: E402
 
-from rnnkit.config import ModelConfig  # noqa: E402
-from rnnkit.models import SequenceModel  # noqa: E402
+from rnnkit.core.config import ModelConfig  # noqa: E402
+from rnnkit.core.models import SequenceModel  # noqa: E402
 
 
 def model_config(hidden: int, vocab_size: int = 65) -> ModelConfig:

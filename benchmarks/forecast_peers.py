@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.config import ForecastConfig
+from rnnkit.core.config import ForecastConfig
 from rnnkit.forecast import fit_forecast
-from rnnkit.demo_series import load_series
+from rnnkit.forecast.demo_series import load_series
 
 STOCK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "stock_daily.csv"
 STRUCTURED = ("sunspots", "co2")
@@ -108,7 +108,7 @@ def peers_statsmodels(results: dict) -> dict:
     """rnnkit's own yardsticks (statsmodels ETS/ARIMA) when statsforecast is not at hand."""
     out = {}
     for name, r in results.items():
-        from rnnkit.classic import classic_forecasts
+        from rnnkit.forecast.classic import classic_forecasts
         res = r["result"]
         y = res.series.column(res.target)
         origins = res.rows - 1

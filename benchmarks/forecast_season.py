@@ -25,10 +25,10 @@ import time
 
 import numpy as np
 
-from rnnkit.baselines import mase_scale
-from rnnkit.config import ForecastConfig
+from rnnkit.core.config import ForecastConfig
 from rnnkit.forecast import fit_forecast
-from rnnkit.series import Series
+from rnnkit.forecast.baselines import mase_scale
+from rnnkit.forecast.series import Series
 
 PEERS = ("AutoETS", "AutoARIMA", "AutoTheta")
 PEER_SCRIPT = r"""

@@ -18,9 +18,9 @@ import statistics
 import time
 from pathlib import Path
 
-from rnnkit.config import ForecastConfig
+from rnnkit.core.config import ForecastConfig
 from rnnkit.forecast import fit_forecast
-from rnnkit.demo_series import load_series
+from rnnkit.forecast.demo_series import load_series
 
 STOCK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "stock_daily.csv"
 SETUPS = {

@@ -19,15 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import encode_text, make_model, need_data, table
-
 import torch
 
-import rnnkit.lm
-from rnnkit.config import REGULARISERS_OFF, SampleConfig, TrainConfig
-from rnnkit.sample import generate
-from rnnkit.vocab import Vocab
-from rnnkit.windows import StreamBatches
+import rnnkit.text.lm
+from _bench import encode_text, make_model, need_data, table
+from rnnkit.core.config import REGULARISERS_OFF, SampleConfig, TrainConfig
+from rnnkit.core.vocab import Vocab
+from rnnkit.core.windows import StreamBatches
+from rnnkit.text.sample import generate
 
 
 def sync(device: torch.device) -> None:
@@ -56,11 +55,11 @@ def train_rate(data: Path, hidden: int, steps: int, warmup: int, batch: int, dev
     mcfg = dataclasses.replace(make_model(hidden).config, init="torch",
                                **({} if regularised else REGULARISERS_OFF))
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-        real, rnnkit.lm.StreamBatches = rnnkit.lm.StreamBatches, Stamped
+        real, rnnkit.text.lm.StreamBatches = rnnkit.text.lm.StreamBatches, Stamped
         try:
-            rnnkit.lm.train_lm(cfg, mcfg, Path(tmp) / "run")
+            rnnkit.text.lm.train_lm(cfg, mcfg, Path(tmp) / "run")
         finally:
-            rnnkit.lm.StreamBatches = real
+            rnnkit.text.lm.StreamBatches = real
     return steps * 100 * batch / (stamps[warmup + steps] - stamps[warmup])
 
 

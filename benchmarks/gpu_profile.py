@@ -19,14 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import DATA, make_model
-
 import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from rnnkit.config import TrainConfig
-from rnnkit.lm import train_lm
-from rnnkit.train import Hooks
+from _bench import DATA, make_model
+from rnnkit.core.config import TrainConfig
+from rnnkit.core.train import Hooks
+from rnnkit.text.lm import train_lm
 
 
 def main() -> None:

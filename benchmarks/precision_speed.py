@@ -16,12 +16,12 @@ import json
 import sys
 import time
 
-from _bench import interleaved, machine, median, need_data, streams, table
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from _bench import interleaved, machine, median, need_data, streams, table
 
 SEQ, BATCH, LR = 100, 64, 2e-3
 CLOCK = [time.perf_counter]   # or time.process_time (--cpu-time): the cost, whatever else runs

@@ -21,14 +21,13 @@ import argparse
 import json
 import subprocess
 
-from _bench import in_processes, interleaved, make_model, median, medians, table, timed
-
 import torch
 
-from rnnkit.config import SampleConfig
-from rnnkit.sample import generate
-from rnnkit.step import bf16_native
-from rnnkit.vocab import Vocab
+from _bench import in_processes, interleaved, make_model, median, medians, table, timed
+from rnnkit.core.config import SampleConfig
+from rnnkit.core.vocab import Vocab
+from rnnkit.text.sample import generate
+from rnnkit.text.step import bf16_native
 
 VARIANTS = [("plain", 1, None), ("rnnkit fp32", 1, "fp32"), ("rnnkit int8", 1, "int8"),
             ("plain", 32, None), ("rnnkit fp32", 32, "fp32"), ("rnnkit auto", 32, "auto"), ("rnnkit int8", 32, "int8")]

@@ -39,12 +39,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import DATA, ROOT, encode_text, machine, streams
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from _bench import DATA, ROOT, encode_text, machine, streams
 
 REF_STEPS, SEQ, BATCH = 4100, 100, 64
 REFERENCE = {"loss": 1.466}                                # README: plain LSTM, 4,100 steps
@@ -99,7 +99,7 @@ class Reference:
 
 def corpus_file(name: str, out: Path) -> Path:
     """A built-in corpus as one file, its sources joined in the order `rnnkit train` reads them."""
-    from rnnkit.corpus import corpus_sources, read_chunks
+    from rnnkit.text.corpus import corpus_sources, read_chunks
     path = out / f"{name}.txt"
     with open(path, "w", encoding="utf-8") as f:
         for src in corpus_sources(name):

@@ -33,15 +33,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import encode_text, in_processes, interleaved, machine, make_model, median, medians, need_data, streams, table
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-import rnnkit.lm
-from rnnkit.config import ModelConfig, TrainConfig
-from rnnkit.windows import StreamBatches
+import rnnkit.text.lm
+from _bench import (
+    encode_text,
+    in_processes,
+    interleaved,
+    machine,
+    make_model,
+    median,
+    medians,
+    need_data,
+    streams,
+    table,
+)
+from rnnkit.core.config import ModelConfig, TrainConfig
+from rnnkit.core.windows import StreamBatches
 
 SEQ, BATCH, LR = 100, 64, 2e-3
 
@@ -109,12 +119,12 @@ def race(data: Path, hidden: int | str, blocks: int, block: int, warmup: int, ca
     cfg = TrainConfig(files=[str(data)], seq_len=SEQ, batch=BATCH, lr=LR, threads=threads,
                       max_steps=warmup + blocks * block + 1, **cadence, **decay)
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-        real = rnnkit.lm.StreamBatches
-        rnnkit.lm.StreamBatches = TimedBatches
+        real = rnnkit.text.lm.StreamBatches
+        rnnkit.text.lm.StreamBatches = TimedBatches
         try:
-            rnnkit.lm.train_lm(cfg, model_cfg, Path(tmp) / "run")
+            rnnkit.text.lm.train_lm(cfg, model_cfg, Path(tmp) / "run")
         finally:
-            rnnkit.lm.StreamBatches = real
+            rnnkit.text.lm.StreamBatches = real
     pairs = [r / p for r, p in zip(rates["rnnkit"], rates["plain"])]    # neighbours in time
     return {k: median(v) for k, v in rates.items()} | {"ratio": median(pairs)}
 
@@ -122,8 +132,8 @@ def race(data: Path, hidden: int | str, blocks: int, block: int, warmup: int, ca
 def keras_model(vocab_size: int, hidden: int, threads: int):
     """The same model compiled for Keras `fit` (None without TensorFlow)."""
     try:
-        import tensorflow as tf
         import keras
+        import tensorflow as tf
     except ImportError:
         return None
     with contextlib.suppress(RuntimeError):  # only possible before TensorFlow's first op

@@ -54,7 +54,8 @@ def spawn(args: list[str], cwd: str | os.PathLike, stdin: str | None = None, tim
             p = subprocess.run([sys.executable, "-m", "rnnkit", *map(str, args)], cwd=cwd, stdin=fin,
                                capture_output=True, timeout=timeout, env=env_with_src(env))
         except subprocess.TimeoutExpired as e:
-            return Result(-9, (e.stdout or b"").decode(errors="replace"), (e.stderr or b"").decode(errors="replace"), True)
+            out, err = (e.stdout or b"").decode(errors="replace"), (e.stderr or b"").decode(errors="replace")
+            return Result(-9, out, err, True)
     return Result(p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
 
 
@@ -146,7 +147,13 @@ def serve() -> None:
     # import everything a command may need, without running any torch operation
     import matplotlib.pyplot  # noqa: F401
     import torch._dynamo  # noqa: F401  (the optimizers import it)
-    import rnnkit.checkpoint, rnnkit.cli, rnnkit.labs, rnnkit.lm, rnnkit.plots, rnnkit.sample  # noqa: F401,E401
+
+    import rnnkit.cli  # noqa: F401
+    import rnnkit.core.checkpoint  # noqa: F401
+    import rnnkit.core.plots  # noqa: F401
+    import rnnkit.labs  # noqa: F401
+    import rnnkit.text.lm  # noqa: F401
+    import rnnkit.text.sample  # noqa: F401
     while True:
         line = sys.stdin.readline()
         if not line:

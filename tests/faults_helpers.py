@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.checkpoint import load_checkpoint, save_checkpoint
-from rnnkit.cli import main
-
 from conftest import tree_digest  # noqa: F401  (shared with test_cli.py)
+from rnnkit.cli import main
+from rnnkit.core.checkpoint import load_checkpoint, save_checkpoint
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 WORDS = "the quick brown fox jumps over a lazy dog while seven wise owls watch".split()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.backtest import folds, run_backtest
-from rnnkit.config import ForecastConfig, UsageError
-from rnnkit.series import Series
+from rnnkit.core.config import ForecastConfig, UsageError
+from rnnkit.forecast.backtest import folds, run_backtest
+from rnnkit.forecast.series import Series
 
 CFG = dict(season=1, window=7, epochs=3, hidden=4, ensemble=1, classic="off", backtest=3, seed=0)
 
@@ -54,7 +54,7 @@ def test_refit_changes_later_folds_and_one_model_does_not():
 
 
 def test_each_fit_is_given_only_rows_before_its_cut(monkeypatch):
-    import rnnkit.backtest as bt
+    import rnnkit.forecast.backtest as bt
     seen = []
     real = bt.fit_parts
 

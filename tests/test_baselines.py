@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from rnnkit.baselines import best_of, drift, seasonal_naive, simple_baselines, skill
+from rnnkit.forecast.baselines import best_of, drift, seasonal_naive, simple_baselines, skill
 
 
 def test_seasonal_naive_and_drift_on_known_series():
@@ -29,7 +29,8 @@ def test_skill_is_none_when_the_yardstick_is_exact():
 def test_classic_h_step_matches_statsmodels_forecast_from_each_origin():
     pytest.importorskip("statsmodels")
     from statsmodels.tsa.statespace.sarimax import SARIMAX
-    from rnnkit.classic import classic_forecasts, h_step
+
+    from rnnkit.forecast.classic import classic_forecasts, h_step
     rng = np.random.default_rng(0)
     y = np.cumsum(rng.normal(size=200)) + 3 * np.sin(np.arange(200) * 2 * np.pi / 12)
     with warnings.catch_warnings():

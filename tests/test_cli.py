@@ -174,8 +174,16 @@ def test_bad_input(cli, ws, args, code, pattern):
 def out_of_range() -> list[tuple[str, list[str], str]]:
     """Every option with a range, in every config the CLI is built from, just outside each end."""
     import dataclasses
-    from rnnkit.config import (ForecastConfig, LabConfig, ModelConfig, ReportConfig, SampleConfig,
-                               TrainConfig, flag_name)
+
+    from rnnkit.core.config import (
+        ForecastConfig,
+        LabConfig,
+        ModelConfig,
+        ReportConfig,
+        SampleConfig,
+        TrainConfig,
+        flag_name,
+    )
     commands = [(TrainConfig, ["train", "missing.txt", "--out", "new"]), (ModelConfig, ["train", "missing.txt", "--out", "new"]),
                 (SampleConfig, ["sample", RUN]), (ForecastConfig, ["forecast", "missing.csv"]),
                 (ReportConfig, ["report", RUN]), (LabConfig, ["lab", "hello"])]

@@ -12,8 +12,8 @@ import torch
 
 from conftest import TINY_MODEL, TINY_TRAIN
 from rnnkit import ModelConfig, TrainConfig, train_lm
-from rnnkit import train as train_mod
-from rnnkit.train import Hooks, NonFiniteLoss
+from rnnkit.core import train as train_mod
+from rnnkit.core.train import Hooks, NonFiniteLoss
 
 
 def losses(run) -> dict[int, float]:
@@ -44,7 +44,7 @@ def test_device_step_reports_a_non_finite_loss_with_its_step(text_file, tmp_path
     with pytest.raises(NonFiniteLoss) as e:
         run(tmp_path, "nan", True, monkeypatch, files=[str(text_file)], hooks=Hooks(inject=inject))
     assert "non-finite loss at step 13" in str(e.value)
-    from rnnkit.checkpoint import load_checkpoint
+    from rnnkit.core.checkpoint import load_checkpoint
     assert load_checkpoint(tmp_path / "nan" / "last.safetensors")[1]["state"]["step"] == 10   # intact
 
 

@@ -26,8 +26,8 @@ import pytest
 import torch
 
 from rnnkit import cli
-from rnnkit.checkpoint import load_checkpoint, load_model
-from rnnkit.windows import RandomWindows, StreamBatches
+from rnnkit.core.checkpoint import load_checkpoint, load_model
+from rnnkit.core.windows import RandomWindows, StreamBatches
 
 pytestmark = [
     pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
@@ -58,7 +58,8 @@ def warm_imports():
     here so the forked ranks inherit it instead of each paying seconds for it."""
     import torch._dynamo.utils  # noqa: F401
     import torch.distributed.fsdp  # noqa: F401
-    import rnnkit.plots  # noqa: F401
+
+    import rnnkit.core.plots  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +122,9 @@ def rank_main(rank: int, port: int, argv: list[str], run_dir: str, logs: Path, f
     writes: list[str] = []
     sys.addaudithook(record_writes(run_dir, writes))
     if fault and fault[0] == rank:
-        import rnnkit.lm
-        from rnnkit.train import Hooks
-        rnnkit.lm.train_lm = partial(rnnkit.lm.train_lm, hooks=Hooks(inject=fault_hook(*fault[1:])))
+        import rnnkit.text.lm
+        from rnnkit.core.train import Hooks
+        rnnkit.text.lm.train_lm = partial(rnnkit.text.lm.train_lm, hooks=Hooks(inject=fault_hook(*fault[1:])))
     try:
         code = cli.main(argv)
     except SystemExit as e:

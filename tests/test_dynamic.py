@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.config import ModelConfig
-from rnnkit.dynamic import DynamicSettings, dynamic_eval, dynamic_scores
-from rnnkit.evaluate import loss_sums as evaluate_ids  # sums, as dynamic_eval returns
-from rnnkit.models import SequenceModel
+from rnnkit.core.config import ModelConfig
+from rnnkit.core.models import SequenceModel
+from rnnkit.text.dynamic import DynamicSettings, dynamic_eval, dynamic_scores
+from rnnkit.text.evaluate import loss_sums as evaluate_ids  # sums, as dynamic_eval returns
 
 V = 9
 

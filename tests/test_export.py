@@ -8,7 +8,7 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from rnnkit import ModelConfig, TrainConfig, train_lm  # noqa: E402
-from rnnkit.export import check_onnx  # noqa: E402
+from rnnkit.text.export import check_onnx  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=["lstm", "gru"])

@@ -13,12 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from faults_helpers import (TINY_FLAGS, cli, copy_run, make_text, one_line_error, run_code, spawn,
-                            temporaries, trained_run)
-from rnnkit import checkpoint, fileio
-from rnnkit.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
-from rnnkit.fileio import clean_temporaries
-from rnnkit.lm import train_lm
+from faults_helpers import (
+    TINY_FLAGS,
+    cli,
+    copy_run,
+    make_text,
+    one_line_error,
+    run_code,
+    spawn,
+    temporaries,
+    trained_run,
+)
+from rnnkit.core import checkpoint, fileio
+from rnnkit.core.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from rnnkit.core.fileio import clean_temporaries
+from rnnkit.text.lm import train_lm
 
 
 @pytest.fixture
@@ -141,7 +150,7 @@ def test_a_crash_after_falling_back_to_prev_keeps_a_good_checkpoint(monkeypatch,
 
 SLOW_WRITES = '''
 import time
-import rnnkit.fileio as c  # where every atomic write (checkpoints too) is written
+import rnnkit.core.fileio as c  # where every atomic write (checkpoints too) is written
 
 class Slow:
     """Checkpoint writes in 8 pieces, 10 ms apart, so that a kill lands inside one."""

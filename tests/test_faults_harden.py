@@ -17,9 +17,9 @@ import pytest
 
 from conftest import tree_digest
 from faults_helpers import TINY_FLAGS, error_line, make_text, resign, rows_csv, trained_run
-from rnnkit.checkpoint import load_checkpoint
-from rnnkit.config import ModelConfig, RnnkitError
-from rnnkit.models import SequenceModel, count_params
+from rnnkit.core.checkpoint import load_checkpoint
+from rnnkit.core.config import ModelConfig, RnnkitError
+from rnnkit.core.models import SequenceModel, count_params
 
 BAD = "bad\udcff name"          # a file name whose bytes are not UTF-8 (b"bad\xff name")
 
@@ -66,7 +66,7 @@ def names(tmp_path, base) -> Path:
     (w / f"{BAD}.json").write_text(json.dumps({"hidden": 8}))
     shutil.copytree(base, w / f"{BAD} old")
     shutil.copytree(base, w / "old")
-    from rnnkit.config import ForecastConfig
+    from rnnkit.core.config import ForecastConfig
     from rnnkit.forecast import run_forecast
     run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0), str(w / "good.csv"), str(w / "fc0"), log=lambda m: None)
     return w
@@ -125,11 +125,11 @@ def test_sizes_beyond_memory_are_refused_first(cli, tmp_path, base, flags, words
 def test_forecast_labs_and_report_share_the_rule(monkeypatch, tmp_path, base, what):
     """The same check guards the forecaster, the labs and the report's pass over its passage; here
     against a machine said to have 1 MB free (the sizes are the commands' own)."""
-    import rnnkit.models
-    monkeypatch.setattr(rnnkit.models, "available_memory", lambda device="cpu": 10**6)
+    import rnnkit.core.models
+    monkeypatch.setattr(rnnkit.core.models, "available_memory", lambda device="cpu": 10**6)
     with pytest.raises(RnnkitError, match=r"the model needs about .* but this machine has 1 MB available"):
         if what == "forecast":
-            from rnnkit.config import ForecastConfig
+            from rnnkit.core.config import ForecastConfig
             from rnnkit.forecast import run_forecast
             (tmp_path / "p.csv").write_text(rows_csv())
             run_forecast(ForecastConfig(hidden=512, layers=2, epochs=1), str(tmp_path / "p.csv"), None,
@@ -138,13 +138,13 @@ def test_forecast_labs_and_report_share_the_rule(monkeypatch, tmp_path, base, wh
             from rnnkit.labs import LabOptions, run_lab
             run_lab("longseq", LabOptions(epochs=1, log=lambda m: None))
         else:
-            from rnnkit.config import ReportConfig
-            from rnnkit.report import build_report
+            from rnnkit.core.config import ReportConfig
+            from rnnkit.text.report import build_report
             build_report(base, ReportConfig(chars=20_000))
 
 
 def test_the_estimate_counts_what_pytorch_allocates():
-    from rnnkit.models import check_memory, memory_estimate, param_count
+    from rnnkit.core.models import check_memory, memory_estimate, param_count
     for cell in ("rnn", "lstm", "gru"):
         for embed in (0, 5):
             cfg = ModelConfig(vocab_size=11, cell=cell, layers=3, hidden=13, embed=embed)
@@ -218,7 +218,7 @@ def out_of_range(npy: Path, meta: Path, rehash: bool = False) -> None:
     ids[:50] = 250                                   # beyond a vocabulary of ~28
     np.save(npy, ids)
     if rehash:                                       # the digest made to match: the range check remains
-        from rnnkit.corpus import ids_digest
+        from rnnkit.text.corpus import ids_digest
         info = json.loads(meta.read_text())
         info["ids"]["sha256"] = ids_digest(np.load(npy, mmap_mode="r"))
         meta.write_text(json.dumps(info))
@@ -264,7 +264,7 @@ def test_a_damaged_id_cache_is_rebuilt_and_said(cli, damaged, edit, words, base)
     warned = [line for line in r.err_lines if "rebuilding it from the sources" in line]
     assert len(warned) == 1 and words in warned[0], r.err
     ids, m2 = _cache(damaged)
-    from rnnkit.corpus import read_cache
+    from rnnkit.text.corpus import read_cache
     assert read_cache(ids, m2)[2] is None                 # the cache is whole again
 
 
@@ -307,7 +307,7 @@ def test_a_byte_order_mark_is_not_text(cli, tmp_path, base, argv, check):
 
 def test_bytes_mode_keeps_every_byte(tmp_path):
     """--encoding bytes models the file's bytes: the mark's three bytes are data there."""
-    from rnnkit.corpus import Source, build_vocab
+    from rnnkit.text.corpus import Source, build_vocab
     p = tmp_path / "bom.txt"
     p.write_bytes(b"\xef\xbb\xbfabc")
     vocab, total = build_vocab([Source(p, "bom.txt")], "bytes")

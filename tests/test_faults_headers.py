@@ -10,7 +10,7 @@ import pytest
 
 from conftest import tree_digest
 from faults_helpers import error_line, resign, rows_csv, trained_run
-from rnnkit.checkpoint import load_checkpoint
+from rnnkit.core.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ FORECASTER_HEADERS = [  # (id, meta edit, words): `forecast --predict` of a re-s
 
 @pytest.mark.parametrize("edit, words", [c[1:] for c in FORECASTER_HEADERS], ids=[c[0] for c in FORECASTER_HEADERS])
 def test_an_edited_forecaster_header_is_refused_before_building(cli, tmp_path, edit, words):
-    from rnnkit.config import ForecastConfig
+    from rnnkit.core.config import ForecastConfig
     from rnnkit.forecast import run_forecast
     (tmp_path / "p.csv").write_text(rows_csv())
     run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0), str(tmp_path / "p.csv"), str(tmp_path / "fc"),

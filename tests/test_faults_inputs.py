@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faults_helpers import cli, deadline, make_text, one_line_error, tree_digest, trained_run
-from rnnkit.config import ForecastConfig
+from faults_helpers import cli, deadline, make_text, one_line_error, trained_run, tree_digest
+from rnnkit.core.config import ForecastConfig
 from rnnkit.forecast import run_forecast
 
 HEADER = "Date,Open,High,Low,Volume,Close"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from faults_helpers import (cli, copy_run, deadline, one_line_error, resign, text_of, trained_run)
-from rnnkit.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, load_model
+from faults_helpers import cli, copy_run, deadline, one_line_error, resign, text_of, trained_run
+from rnnkit.core.checkpoint import CheckpointError, find_checkpoint, load_checkpoint, load_model
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "rnnkit"
 

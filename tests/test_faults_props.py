@@ -19,13 +19,12 @@ from torch import nn
 
 from faults_helpers import TINY_FLAGS, cli, resign, trained_run
 from rnnkit import corpus
-from rnnkit.checkpoint import load_checkpoint, save_checkpoint
-from rnnkit.config import UsageError
-from rnnkit.corpus import Source, read_chunks
-from rnnkit.evaluate import cold_loss, loss_sums
-from rnnkit.windows import split_ids
-from rnnkit.vocab import Vocab
-from rnnkit.windows import StreamBatches, eval_streams
+from rnnkit.core.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.core.config import UsageError
+from rnnkit.core.vocab import Vocab
+from rnnkit.core.windows import StreamBatches, eval_streams, split_ids
+from rnnkit.text.corpus import Source, read_chunks
+from rnnkit.text.evaluate import cold_loss, loss_sums
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 surrogate = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)

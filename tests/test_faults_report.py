@@ -67,7 +67,7 @@ def test_report_skips_and_counts_bad_metrics(cli, run, line):
 
 
 def test_plot_curves_skips_and_counts_too(tmp_path, base):
-    from rnnkit.plots import plot_curves
+    from rnnkit.core.plots import plot_curves
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text((base / "metrics.jsonl").read_text() + "\n".join(line for _, line in JUNK) + "\n")
     said = []
@@ -83,8 +83,8 @@ UTF8 = "héllo wörld, 株式 and ü\n"
 @pytest.fixture(scope="module")
 def bytes_page(tmp_path_factory) -> str:
     from rnnkit import ModelConfig, TrainConfig, train_lm
-    from rnnkit.config import ReportConfig
-    from rnnkit.report import build_report
+    from rnnkit.core.config import ReportConfig
+    from rnnkit.text.report import build_report
     root = tmp_path_factory.mktemp("bytes")
     (root / "t.txt").write_text((UTF8 + make_text(10)) * 6)
     (root / "passage.txt").write_text(UTF8 * 3)
@@ -113,7 +113,7 @@ def test_bytes_report_shows_text_and_speaks_of_bytes(bytes_page, check):
 
 
 def test_invalid_utf8_bytes_show_as_escapes():
-    from rnnkit.report import display_symbols
+    from rnnkit.text.report import display_symbols
     text = b"a\xc3\xa9\xff\xe6\xa0".decode("latin-1")   # 'é' whole, a stray byte, a cut-off character
     assert display_symbols(text, "bytes") == ["a", "é", "", "\\xff", "\\xe6", "\\xa0"]
 

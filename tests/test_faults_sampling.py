@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit import sample
-from rnnkit.config import ModelConfig, RnnkitError, SampleConfig
-from rnnkit.decode import Stopper
-from rnnkit.models import SequenceModel
-from rnnkit.sample import generate
-from rnnkit.vocab import Vocab
+from rnnkit.core.config import ModelConfig, RnnkitError, SampleConfig
+from rnnkit.core.models import SequenceModel
+from rnnkit.core.vocab import Vocab
+from rnnkit.text import sample
+from rnnkit.text.decode import Stopper
+from rnnkit.text.sample import generate
 
 VOCAB = Vocab.from_text("abcdefghij \n")
 
@@ -42,7 +42,7 @@ def test_beam_stop_checks_are_linear_in_length(monkeypatch, fields, fast):
 
 
 def test_beam_ends_follow_each_row_and_decode_bytes_across_steps():
-    from rnnkit.decode import BeamEnds
+    from rnnkit.text.decode import BeamEnds
     ends = BeamEnds(["é!"], 2, [chr(b) for b in range(256)], "bytes", rows=2)
     steps = [([0, 0], [0xC3, ord("x")]), ([0, 1], [0xA9, ord("\n")]),   # row 0: "é"; row 1: "x\n"
              ([0, 1], [ord("!"), ord("\n")])]                            # row 0 "é!" ends; row 1 2nd line

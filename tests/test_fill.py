@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnkit.config import UsageError
-from rnnkit.demo_series import load_series
+from rnnkit.core.config import UsageError
+from rnnkit.forecast.demo_series import load_series
 
 ROWS = ["2020-01-01,1,10", "2020-01-02,,20", "2020-01-03,3,", "2020-01-04,4,40", "2020-01-05,,50",
         "2020-01-06,6,60"]

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.config import ForecastConfig
+from rnnkit.core.config import ForecastConfig
 from rnnkit.forecast import fit_forecast, load_forecaster, metrics, naive_forecast, predict_file, run_forecast
+from rnnkit.forecast.demo_series import builtin_series, load_series
 from rnnkit.labs import LabOptions, run_lab
-from rnnkit.demo_series import builtin_series, load_series
 
 STOCK = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "stock_daily.csv"
 FAST = dict(epochs=2, hidden=4, batch=0, seed=0)          # enough to exercise the path, not to learn

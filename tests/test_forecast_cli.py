@@ -124,9 +124,9 @@ def test_series_option(capsys, monkeypatch, tmp_path):
 
 
 def test_without_statsmodels_the_classic_yardsticks_say_why(monkeypatch):
-    from rnnkit.config import ForecastConfig
+    from rnnkit.core.config import ForecastConfig
     from rnnkit.forecast import fit_forecast
-    from rnnkit.series import Series
+    from rnnkit.forecast.series import Series
     monkeypatch.setitem(sys.modules, "statsmodels", None)
     y = 100 + np.cumsum(np.random.default_rng(0).normal(0, 1, 80))
     _, _, r = fit_forecast(ForecastConfig(epochs=1, hidden=4, ensemble=1, season=1), Series("w", ["y"], y[:, None]),
@@ -137,8 +137,8 @@ def test_without_statsmodels_the_classic_yardsticks_say_why(monkeypatch):
 
 def test_a_checkpoint_from_rnnkit_0_1_still_predicts(capsys, tmp_path):
     """0.1 saved one plain model (keys rnn.*, head.*), level inputs, a config without the new keys."""
-    from rnnkit.checkpoint import save_checkpoint
-    from rnnkit.forecast_inputs import Scaler
+    from rnnkit.core.checkpoint import save_checkpoint
+    from rnnkit.forecast.inputs import Scaler
     path = walk_csv(tmp_path / "a.csv")
     torch.manual_seed(0)
     rnn, head = torch.nn.LSTM(2, 4, batch_first=True), torch.nn.Linear(4, 1)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnkit.baselines import mase_scale, metrics
 from rnnkit.cli import main
-from rnnkit.seasons import future_dates, infer_frequency
+from rnnkit.forecast.baselines import mase_scale, metrics
+from rnnkit.forecast.seasons import future_dates, infer_frequency
 
 QUICK = ["--epochs", "2", "--hidden", "4", "--ensemble", "2", "--classic", "off", "--level", "80"]
 
@@ -112,7 +112,8 @@ def test_mase_and_smape():
 def test_theta_matches_statsmodels_and_comb_is_the_mean():
     pytest.importorskip("statsmodels")
     from statsmodels.tsa.forecasting.theta import ThetaModel
-    from rnnkit.classic import classic_forecasts, theta_forecasts
+
+    from rnnkit.forecast.classic import classic_forecasts, theta_forecasts
     rng = np.random.default_rng(0)
     t = np.arange(120)
     y = 100 + 0.5 * t + 10 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 2, 120)

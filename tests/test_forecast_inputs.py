@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnkit.config import ForecastConfig
+from rnnkit.core.config import ForecastConfig
 from rnnkit.forecast import fit_forecast, predict_file, run_forecast
-from rnnkit.series import Series
+from rnnkit.forecast.series import Series
 
 QUICK = dict(epochs=3, hidden=8, ensemble=2, classic="off", seed=0)
 
@@ -56,7 +56,7 @@ def test_predict_on_new_levels_far_outside_training(tmp_path):
 
 
 def test_diff_inputs_refuse_a_level_target_and_a_window_of_one():
-    from rnnkit.config import UsageError
+    from rnnkit.core.config import UsageError
     with pytest.raises(UsageError, match="inputs='diff' is scale-free and cannot forecast a level"):
         ForecastConfig(target_mode="level").validate()
     with pytest.raises(UsageError, match="inputs='diff' needs window >= 2"):

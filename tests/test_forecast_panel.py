@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.config import ForecastConfig, UsageError
+from rnnkit.core.config import ForecastConfig, UsageError
 from rnnkit.forecast import run_forecast
-from rnnkit.demo_series import load_panel
+from rnnkit.forecast.demo_series import load_panel
 
 
 def panel_csv(path: Path, n: int = 120, sep: str = ",") -> Path:

@@ -14,11 +14,11 @@ import torch
 
 from conftest import TINY_MODEL, TINY_TRAIN
 from rnnkit import ModelConfig, TrainConfig, resume_lm, train_lm
-from rnnkit import train as train_mod
-from rnnkit.checkpoint import load_checkpoint, load_model
-from rnnkit.config import SampleConfig
-from rnnkit.sample import generate
-from rnnkit.train import Hooks, NonFiniteLoss
+from rnnkit.core import train as train_mod
+from rnnkit.core.checkpoint import load_checkpoint, load_model
+from rnnkit.core.config import SampleConfig
+from rnnkit.core.train import Hooks, NonFiniteLoss
+from rnnkit.text.sample import generate
 
 pytestmark = pytest.mark.gpu
 RESUME_TOL = 0.02

@@ -5,13 +5,13 @@ import warnings
 import pytest
 import torch
 
-from rnnkit import graphs, sample
-from rnnkit.config import ModelConfig, SampleConfig, UsageError
-from rnnkit.decode import Picker
-from rnnkit.graphs import ChunkRunner, chunk_steps, runner_for
-from rnnkit.models import SequenceModel
-from rnnkit.sample import FastStep, generate
-from rnnkit.vocab import Vocab
+from rnnkit.core.config import ModelConfig, SampleConfig, UsageError
+from rnnkit.core.models import SequenceModel
+from rnnkit.core.vocab import Vocab
+from rnnkit.text import graphs, sample
+from rnnkit.text.decode import Picker
+from rnnkit.text.graphs import ChunkRunner, chunk_steps, runner_for
+from rnnkit.text.sample import FastStep, generate
 
 VOCAB = Vocab.from_text("abcdefghijklmnopqrstuvwxyz .,\n")
 

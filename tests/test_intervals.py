@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.config import ForecastConfig
+from rnnkit.core.config import ForecastConfig
 from rnnkit.forecast import fit_forecast
-from rnnkit.intervals import bands, calibrate, coverage
-from rnnkit.series import Series
+from rnnkit.forecast.intervals import bands, calibrate, coverage
+from rnnkit.forecast.series import Series
 
 
 @pytest.mark.parametrize("level", [50.0, 80.0, 95.0])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rnnkit.labs import LABS, SENTENCE, LabOptions, best_without_context, run_lab
 from rnnkit import UsageError
+from rnnkit.labs import LABS, SENTENCE, LabOptions, best_without_context, run_lab
 
 
 def lab(name: str, seed: int = 0, **kw):
@@ -71,7 +71,7 @@ def test_stock_misses_its_target_when_undertrained():
 
 
 def test_run_lab_takes_a_lab_config_and_refuses_what_a_lab_ignores():
-    from rnnkit.config import LabConfig
+    from rnnkit.core.config import LabConfig
     lines = []
     res = run_lab("hello", LabConfig(seed=1), log=lines.append)
     assert res.reached and "Prediction str: ihello" in "\n".join(lines)

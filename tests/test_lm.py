@@ -20,11 +20,20 @@ from hypothesis import strategies as st
 
 from cli_runner import env_with_src
 from conftest import TINY_MODEL, TINY_TRAIN, make_text
-from rnnkit import (ModelConfig, SampleConfig, TrainConfig, UsageError, loss_sums, generate,
-                    load_checkpoint, load_model, train_lm)
-from rnnkit import corpus
-from rnnkit.checkpoint import unprefixed
-from rnnkit.train import Hooks, NonFiniteLoss
+from rnnkit import (
+    ModelConfig,
+    SampleConfig,
+    TrainConfig,
+    UsageError,
+    corpus,
+    generate,
+    load_checkpoint,
+    load_model,
+    loss_sums,
+    train_lm,
+)
+from rnnkit.core.checkpoint import unprefixed
+from rnnkit.core.train import Hooks, NonFiniteLoss
 
 
 def metrics(run: Path) -> list[dict]:

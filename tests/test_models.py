@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rnnkit import ModelConfig, SequenceModel, SoftmaxOnly, UsageError, summary
-from rnnkit.models import count_params, detach_state
+from rnnkit.core.models import count_params, detach_state
 
 V = 11
 

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnkit.checkpoint import load_checkpoint, load_model
-
+from rnnkit.core.checkpoint import load_checkpoint, load_model
 from test_distributed import free_port, text  # noqa: F401 (the same word salad and port picker)
 
 pytestmark = [
@@ -78,7 +77,7 @@ def losses(run: Path) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in recs if "loss" in r}
 
 
-def test_two_nodes_train_resume_and_fail_together(text, tmp_path):
+def test_two_nodes_train_resume_and_fail_together(text, tmp_path):  # noqa: F811 (the fixture)
     from rnnkit import ModelConfig, TrainConfig, train_lm
     from rnnkit.cli import build_parser
     # the one-process reference, same flags

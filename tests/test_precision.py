@@ -2,11 +2,10 @@
 import pytest
 import torch
 
-from rnnkit import precision
-from rnnkit.config import TrainConfig, UsageError
-from rnnkit.models import SequenceModel
-from rnnkit.config import ModelConfig
-from rnnkit.train import cross_entropy
+from rnnkit.core import precision
+from rnnkit.core.config import ModelConfig, TrainConfig, UsageError
+from rnnkit.core.models import SequenceModel
+from rnnkit.core.train import cross_entropy
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 

@@ -8,9 +8,9 @@ import torch
 
 from conftest import TINY_MODEL, TINY_TRAIN
 from rnnkit import ModelConfig, TrainConfig, train_lm
-from rnnkit.models import SequenceModel, init_of
-from rnnkit.presets import PRESETS, apply
-from rnnkit.watch import AFTER, unigram_entropy
+from rnnkit.core.models import SequenceModel, init_of
+from rnnkit.core.presets import PRESETS, apply
+from rnnkit.core.watch import AFTER, unigram_entropy
 
 
 def records(run) -> list[dict]:

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.config import ModelConfig, UsageError
-from rnnkit.models import SequenceModel, SoftmaxOnly
-from rnnkit.probe import Activations, activations, correlations, features, lstm_cells, rank_units, single_layer
-from rnnkit.vocab import Vocab
+from rnnkit.core.config import ModelConfig, UsageError
+from rnnkit.core.models import SequenceModel, SoftmaxOnly
+from rnnkit.core.vocab import Vocab
+from rnnkit.text.probe import Activations, activations, correlations, features, lstm_cells, rank_units, single_layer
 
 TEXT = 'He said "hello (there)" to her.\nShe said "bye".\n(A [nested] aside) ends\n'
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from rnnkit import regularize
-from rnnkit.config import REGULARISERS_OFF, ModelConfig, UsageError
-from rnnkit.models import SequenceModel
-from rnnkit.regularize import embed_dropout, locked_dropout, param_groups
+from rnnkit.core.config import REGULARISERS_OFF, ModelConfig, UsageError
+from rnnkit.core.models import SequenceModel
+from rnnkit.core.regularize import embed_dropout, locked_dropout, param_groups
 
 V = 11
 
@@ -153,8 +153,8 @@ def test_checkpoint_names_unchanged_and_old_weights_load():
 def test_a_record_that_predates_the_regularisers_trains_without_them(tmp_path):
     """A 0.1 checkpoint's model config has no regulariser keys: it was trained without them, so
     loading (and resuming) it must not switch on today's defaults."""
-    from rnnkit.checkpoint import load_model, save_checkpoint
-    from rnnkit.vocab import Vocab
+    from rnnkit.core.checkpoint import load_model, save_checkpoint
+    from rnnkit.core.vocab import Vocab
     @dataclasses.dataclass
     class OnByDefault(ModelConfig):              # as if the recipe switched them on
         weight_drop: float = 0.3

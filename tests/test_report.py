@@ -16,9 +16,9 @@ import time
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.config import ModelConfig, ReportConfig, TrainConfig, UsageError
-from rnnkit.lm import train_lm
-from rnnkit.report import build_report, write_report
+from rnnkit.core.config import ModelConfig, ReportConfig, TrainConfig, UsageError
+from rnnkit.text.lm import train_lm
+from rnnkit.text.report import build_report, write_report
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL = ("install it with `sudo apt-get update && sudo apt-get install -y chromium` (Debian; Ubuntu: "

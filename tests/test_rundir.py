@@ -125,7 +125,7 @@ def test_a_failed_new_run_leaves_no_half_made_directory(cli, ws, args):
 # ---- resume continues the same run, from anywhere ----------------------------------------------
 
 def last_step(run: Path) -> int:
-    from rnnkit.checkpoint import load_checkpoint
+    from rnnkit.core.checkpoint import load_checkpoint
     return load_checkpoint(run / "last.safetensors")[1]["state"]["step"]
 
 

@@ -1,13 +1,16 @@
 """The sampler: the fast step computes what the model's forward computes, and drawing is right."""
 
+import itertools
+
 import pytest
 import torch
 
-from rnnkit.config import ModelConfig, SampleConfig
-from rnnkit.models import SequenceModel, SoftmaxOnly
-from rnnkit import sample
-from rnnkit.sample import FastStep, generate
-from rnnkit.vocab import Vocab
+from rnnkit.core.config import ModelConfig, RnnkitError, SampleConfig, UsageError
+from rnnkit.core.models import SequenceModel, SoftmaxOnly
+from rnnkit.core.vocab import Vocab
+from rnnkit.text import sample
+from rnnkit.text.decode import Stopper
+from rnnkit.text.sample import FastStep, generate
 
 VOCAB = Vocab.from_text("abcdefghijklmnopqrstuvwxyz .,\n")
 
@@ -130,10 +133,6 @@ def test_models_without_a_recurrent_stack_use_the_plain_path():
 
 
 # ---- issue 16: decoding, precision, bounds -------------------------------------------------------
-import itertools
-
-from rnnkit.config import RnnkitError, UsageError
-from rnnkit.decode import Stopper
 
 
 def test_top_p_draws_only_from_the_nucleus():
@@ -278,7 +277,7 @@ def test_num_above_beam_is_refused():
 @pytest.mark.parametrize("precision,tol", [("bf16", 1e-2), ("int8", 3e-2)])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_reduced_precision_steps_stay_close(precision, tol, cell):
-    from rnnkit.step import int8_available
+    from rnnkit.text.step import int8_available
     if precision == "int8" and not int8_available():
         pytest.skip("no fbgemm/x86 quantised kernels in this PyTorch")
     torch.manual_seed(0)
@@ -295,7 +294,7 @@ def test_reduced_precision_steps_stay_close(precision, tol, cell):
 
 
 def test_auto_precision_is_exact_for_small_models_and_batches():
-    from rnnkit.sample import pick_precision
+    from rnnkit.text.sample import pick_precision
     m = model()
     assert pick_precision(SampleConfig(), m, 32, torch.device("cpu")) == "fp32"      # hidden 32
     big = SequenceModel(ModelConfig(vocab_size=5, hidden=256))
@@ -309,15 +308,16 @@ def test_auto_precision_on_a_trained_model_keeps_probabilities_and_greedy_text(t
     """The evidence for `auto` (bf16 at batch 8+, hidden 256+): on a 2x256 LSTM trained on
     Shakespeare, next-character probabilities within 1e-2 of fp32 and 2,000 greedy characters identical."""
     from pathlib import Path
+
     from rnnkit import TrainConfig, train_lm
-    from rnnkit.sample import pick_precision
-    from rnnkit.step import bf16_native
+    from rnnkit.text.sample import pick_precision
+    from rnnkit.text.step import bf16_native
     data = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
     if not data.exists() or not bf16_native():
         pytest.skip("needs ../shared/data/tinyshakespeare.txt and a CPU with native bf16")
     train_lm(TrainConfig(files=[str(data)], max_time=120, threads=1, sample_chars=0, eval_every=1000, seed=0),
              ModelConfig(hidden=256, layers=2), tmp_path / "run", quiet=True)
-    from rnnkit.checkpoint import load_model
+    from rnnkit.core.checkpoint import load_model
     m, vocab, _ = load_model(tmp_path / "run")
     assert pick_precision(SampleConfig(), m, 8, torch.device("cpu")) == "bf16"
     ids = torch.tensor([vocab.encode(data.read_text()[-3000:])])

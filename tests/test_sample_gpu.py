@@ -6,11 +6,11 @@ import warnings
 import pytest
 import torch
 
-from rnnkit.config import ModelConfig, SampleConfig
-from rnnkit.models import SequenceModel
-from rnnkit.sample import FastStep, generate
-from rnnkit.step import fused_cell_ok
-from rnnkit.vocab import Vocab
+from rnnkit.core.config import ModelConfig, SampleConfig
+from rnnkit.core.models import SequenceModel
+from rnnkit.core.vocab import Vocab
+from rnnkit.text.sample import FastStep, generate
+from rnnkit.text.step import fused_cell_ok
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from rnnkit import ModelConfig, TrainConfig, train_lm
-from rnnkit.checkpoint import load_model
-from rnnkit.score import score_text, split_units, worst
+from rnnkit.core.checkpoint import load_model
+from rnnkit.text.score import score_text, split_units, worst
 
 FOREIGN = ("Zwölf Boxkämpfer jagen Viktor quer über den großen Sylter Deich.\n"
            "Falsches Üben von Xylophonmusik quält jeden größeren Zwerg.\n"

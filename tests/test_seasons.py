@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.seasons import calendar_features, default_window, infer_frequency
+from rnnkit.forecast.seasons import calendar_features, default_window, infer_frequency
 
 
 def days(start: str, n: int, step: int = 1) -> np.ndarray:

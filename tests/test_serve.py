@@ -16,9 +16,9 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from cli_runner import env_with_src  # noqa: E402
-from rnnkit.checkpoint import load_model  # noqa: E402
-from rnnkit.config import SampleConfig  # noqa: E402
-from rnnkit.sample import generate  # noqa: E402
+from rnnkit.core.checkpoint import load_model  # noqa: E402
+from rnnkit.core.config import SampleConfig  # noqa: E402
+from rnnkit.text.sample import generate  # noqa: E402
 
 
 class Server:

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import torch
 
-from rnnkit.config import TrainConfig
-from rnnkit.train import REFIT_EVERY, Hooks, TrainClock, Trainer
+from rnnkit.core.config import TrainConfig
+from rnnkit.core.train import REFIT_EVERY, Hooks, TrainClock, Trainer
 
 
 def test_clock_leaves_out_time_set_aside():

@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rnnkit import RandomWindows, StreamBatches, UsageError, Vocab, pad_sequences, shift_pairs, sliding_windows
-from rnnkit.windows import eval_streams
+from rnnkit.core.windows import eval_streams
 
 FAST = settings(max_examples=80, deadline=None)
 

@@ -17,9 +17,23 @@ import json
 import sys
 from pathlib import Path
 
-from .core.config import (EvalConfig, ExportConfig, ForecastConfig, ModelConfig, ReportConfig, RnnkitError, SampleConfig,
-                     ScoreConfig, ServeConfig, Spelling, TrainConfig, UsageError)
+from ._version import __version__
+from .core.config import (
+    EvalConfig,
+    ExportConfig,
+    ForecastConfig,
+    ModelConfig,
+    ReportConfig,
+    RnnkitError,
+    SampleConfig,
+    ScoreConfig,
+    ServeConfig,
+    Spelling,
+    TrainConfig,
+    UsageError,
+)
 from .core.fileio import warn
+from .forecast.command import cmd_forecast
 
 
 class Parser(argparse.ArgumentParser):
@@ -92,7 +106,8 @@ def cmd_train(a) -> int:
         train_lm(None, None, a.resume, resume=True, given=g)
         return 0
     if a.files and hasattr(a, "corpus"):
-        raise UsageError("--corpus names a built-in corpus used when no FILE is given; pass FILEs or --corpus, not both")
+        raise UsageError("--corpus names a built-in corpus used when no FILE is given; "
+                         "pass FILEs or --corpus, not both")
     raw = load_json_config(a.config) if a.config else {}
     tbase, mbase = split_config(raw, a.config) if a.config else (TrainConfig(), ModelConfig())
     files = list(a.files) or tbase.files
@@ -172,63 +187,12 @@ def cmd_corpora(a) -> int:
     return 0
 
 
-PREDICT_KEEPS = ("columns", "date_column", "reverse", "fill", "date_format")  # data-reading options;
-# the rest is the model's
-
-
-def cmd_forecast(a) -> int:
-    from .core.config import shown
-    from .forecast.run import run_forecast, table
-    from .forecast.report import dumps
-    if a.predict:
-        return forecast_predict(a)
-    if a.csv and hasattr(a, "series"):
-        raise UsageError("--series picks a built-in series; it cannot be used with a CSV file")
-    cfg = ForecastConfig.from_args(a)
-    name = Path(a.csv).stem if a.csv else cfg.series
-    out = a.out or f"runs/forecast-{name}"
-    res = run_forecast(cfg, a.csv, out, force=a.force)
-    print(table(res))
-    where = shown(out)
-    print(f"plot: {where}/forecast.png  predictions: {where}/predictions.csv  "
-          + (f"future: {where}/future.csv  " if res.future else "")
-          + f"model: {where}/forecast.safetensors (rnnkit forecast --predict {where} CSV)")
-    if a.json:
-        print(dumps(res.to_json()))
-    return 0
-
-
-def forecast_predict(a) -> int:
-    from .forecast.run import predict_file
-    from .forecast.report import dumps
-    if a.force:
-        raise UsageError("--force cannot be used with --predict: nothing is written")
-    fixed = sorted(k for k in given(a, ForecastConfig) if k not in PREDICT_KEEPS)
-    if fixed:
-        raise UsageError(f"--{fixed[0].replace('_', '-')} cannot be used with --predict: the saved model "
-                         "keeps its own settings")
-    if a.out:
-        raise UsageError("--out cannot be used with --predict: forecasts are printed")
-    if not a.csv:
-        raise UsageError("--predict RUN_DIR needs the CSV file of rows to forecast from")
-    r = predict_file(a.predict, a.csv, getattr(a, "columns", None), getattr(a, "date_column", None),
-                     getattr(a, "reverse", False), getattr(a, "fill", None), getattr(a, "date_format", None))
-    h, t = r["horizon"], r["target"]
-    for f in r["forecasts"]:
-        print(f"line {f['line']}{' ' + f['date'] if f['date'] else ''}: {t} {f['last']:.6g} -> "
-              f"{f['forecast']:.6g} {h} step(s) later")
-    print(f"forecast of {t} {h} step(s) after the last row: {r['next']:.6g}")
-    if a.json:
-        print(dumps(r))
-    return 0
-
-
 # issue 16: score, serve, export
 def cmd_score(a) -> int:
     from .core.checkpoint import load_model
     from .core.distributed import pick_device
-    from .text.score import crlf_hint, print_scores, read_scored_text, score_text
     from .core.update import torch_threads
+    from .text.score import crlf_hint, print_scores, read_scored_text, score_text
     cfg = ScoreConfig.from_args(a)
     device = pick_device(cfg.device)
     model, vocab, _ = load_model(a.run, device, warn=warn)
@@ -278,6 +242,7 @@ def add_generation_commands(sub) -> None:
 
 def build_parser() -> Parser:
     p = Parser(prog="rnnkit", description="Recurrent neural networks on sequences, on PyTorch.")
+    p.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 

@@ -231,8 +231,8 @@ def lab_stock(opts: LabOptions) -> LabResult:
     10 units, Adam lr 0.01, 500 full-batch steps, 70/30 split in time, as in the lecture. Fixed: the
     scaler is fitted on the training part only, and the naive forecast is the yardstick."""
     from .core.config import ForecastConfig
-    from .forecast.run import fit_forecast, table
     from .forecast.demo_series import load_series
+    from .forecast.run import fit_forecast, table
     epochs = _setup(opts, 500)
     cfg = ForecastConfig(window=7, horizon=1, test_fraction=0.3, target_mode="level", cell=opts.cell,
                          layers=1, hidden=10, batch=0, lr=0.01, epochs=epochs, val_fraction=0.0,

@@ -12,8 +12,8 @@ and `best.safetensors` (lowest validation loss).
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -194,7 +194,8 @@ def find_checkpoint(target: str | os.PathLike, order: tuple[str, ...] = ("best",
                               f"`rnnkit forecast --predict {target} CSV`")
     pickles = ", ".join(sorted(p.name for p in target.iterdir() if p.suffix in PICKLE_SUFFIXES))
     pickles = f" (found {pickles}: pickle files are never loaded)" if pickles else ""
-    raise CheckpointError(f"{target}: holds no rnnkit checkpoint{pickles}; train one with `rnnkit train --out {target}`")
+    raise CheckpointError(f"{target}: holds no rnnkit checkpoint{pickles}; "
+                          f"train one with `rnnkit train --out {target}`")
 
 
 def set_aside(path: Path) -> Path | None:

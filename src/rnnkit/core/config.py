@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fields import (Config, RnnkitError, Spelling, UsageError, flag_name, opt, param, setting,  # noqa: F401
-                     shown)
+from .fields import Config, RnnkitError, Spelling, UsageError, flag_name, opt, param, setting, shown  # noqa: F401
 
 CELLS = ("rnn", "lstm", "gru")   # the recurrent cells every model offers (models.CELLS maps them)
 

@@ -11,8 +11,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .config import shown  # noqa: E402
-from .fileio import warn as warn_stderr, write_atomic  # noqa: E402
+from .fileio import warn as warn_stderr  # noqa: E402
+from .fileio import write_atomic
 from .runlog import curves, read_metrics_checked, skipped_note  # noqa: E402
+
 
 def save(fig, png: Path) -> None:
     """Write the figure atomically. Characters the font lacks (a CJK file name in a title) are drawn

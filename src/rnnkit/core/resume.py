@@ -122,7 +122,8 @@ def resume_point(run_dir: Path, changes: dict, warn) -> tuple[Checkpoint, TrainC
     allowed `changes` applied; anything else that differs is refused."""
     ckpt = find_checkpoint(run_dir, ("last", "prev"), warn)
     meta = ckpt.meta
-    if meta.get("kind") != "charlm" or not isinstance(meta.get("train"), dict) or not isinstance(meta.get("state"), dict):
+    if (meta.get("kind") != "charlm" or not isinstance(meta.get("train"), dict)
+            or not isinstance(meta.get("state"), dict)):
         raise CheckpointError(f"{ckpt.path}: not a resumable rnnkit training checkpoint (no training state)")
     fixed = sorted(k for k in changes if k not in RESUMABLE)
     if fixed:

@@ -58,7 +58,8 @@ class RunDir:
         if not p.is_dir():
             raise UsageError(f"--out {shown(p)} is a file, not a run directory; choose another --out")
         if any((p / c).exists() for c in ("last.safetensors", "best.safetensors")):
-            raise UsageError(f"{shown(p)} already holds a run; continue it with --resume {shown(p)} or choose another --out")
+            raise UsageError(f"{shown(p)} already holds a run; "
+                             f"continue it with --resume {shown(p)} or choose another --out")
         foreign = foreign_files(p)
         if foreign:
             names = ", ".join(shown(n) for n in foreign[:3]) + (" ..." if len(foreign) > 3 else "")

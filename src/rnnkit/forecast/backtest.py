@@ -15,12 +15,12 @@ from __future__ import annotations
 import statistics
 from typing import Callable, Optional
 
+import numpy as np
+
 from ..core.config import ForecastConfig, UsageError
 from .fit import Fitted, fit_parts, make_part, score_part
 from .seasons import Frequency
 from .series import Series
-
-import numpy as np
 
 
 def head(s: Series, end: int) -> Series:

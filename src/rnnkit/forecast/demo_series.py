@@ -19,8 +19,7 @@ import numpy as np
 
 from ..core.config import UsageError
 from .fill import fill_missing
-from .series import (BUILTIN, Series, rows_series, date_column, pick_columns, read_table, resolve,
-                     table_series)
+from .series import BUILTIN, Series, date_column, pick_columns, read_table, resolve, rows_series, table_series
 
 DEMOS = {"goog": BUILTIN, "co2": "co2 weekly (statsmodels)", "sunspots": "sunspots yearly (statsmodels)"}
 

@@ -23,8 +23,8 @@ import torch
 from ..core.checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint, validate_forecast_meta
 from ..core.config import ForecastConfig, UsageError, shown
 from .inputs import Scaler, prepare, steps, to_units
-from .model import Ensemble, Forecaster, predict_scaled
 from .intervals import bands, floor_vol
+from .model import Ensemble, Forecaster, predict_scaled
 from .seasons import calendar_features, infer_frequency
 from .series import date_column, read_table, resolve, table_series
 
@@ -177,7 +177,8 @@ def predict_file(run_dir: str, csv: str, columns: Optional[str] = None, date_col
         if outputs > 1:
             f["steps"] = [float(v) for v in fc[j]]
         if qs:
-            f["intervals"] = {k: list(map(float, np.ravel(bands(fc[j, -1:], vol[j:j + 1], q[-1])))) for k, q in qs.items()}
+            f["intervals"] = {k: list(map(float, np.ravel(bands(fc[j, -1:], vol[j:j + 1], q[-1]))))
+                              for k, q in qs.items()}
         out.append(f)
     return {"target": target, "horizon": cfg.horizon, "steps": [int(s) for s in steps(cfg, outputs)],
             "forecasts": out, "next": out[-1]["forecast"]}

@@ -16,15 +16,15 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..core.config import ForecastConfig, UsageError
+from ..core.update import torch_threads
 from .baselines import best_of, mase_scale, mean_metrics, metrics, simple_baselines, skill
 from .classic import CLASSIC, classic_forecasts
-from ..core.config import ForecastConfig, UsageError
 from .inputs import Scaler, prepare, split_point, steps, to_units, train_origins
-from .model import Ensemble, fit_ensemble, predict_scaled
 from .intervals import bands, calibrate, coverage, floor_vol, level_key
+from .model import Ensemble, fit_ensemble, predict_scaled
 from .seasons import Frequency, calendar_features, default_window, infer_frequency
 from .series import Series
-from ..core.update import torch_threads
 
 
 @dataclass
@@ -49,7 +49,8 @@ class Fitted:
     freq: Optional[Frequency] = None
 
 
-def choose(cfg: ForecastConfig, series: list[Series], log: Callable[[str], None]) -> tuple[ForecastConfig, Optional[Frequency]]:
+def choose(cfg: ForecastConfig, series: list[Series],
+           log: Callable[[str], None]) -> tuple[ForecastConfig, Optional[Frequency]]:
     """Season and window from the dates (or --season / --window); the log says why."""
     freq = infer_frequency(series[0].dates)
     if freq is not None:

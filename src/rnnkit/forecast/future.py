@@ -18,13 +18,13 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..core.update import torch_threads
 from .fit import Fitted, Part, _lo_span, fit_parts, make_part
 from .inputs import prepare, steps, to_units
-from .model import predict_scaled
 from .intervals import bands, floor_vol, level_key
+from .model import predict_scaled
 from .seasons import Frequency, future_dates, infer_frequency
 from .series import Series
-from ..core.update import torch_threads
 
 
 def refit_all(fitted: Fitted, panel: list[Series], log: Callable[[str], None] = print) -> tuple[Fitted, list[Part]]:

@@ -35,7 +35,8 @@ def calibrate(errors: np.ndarray, vol: np.ndarray, levels: list[float]) -> tuple
     for level in levels:
         k = math.ceil((n + 1) * level / 100)
         if k > n:
-            return {}, f"{n} calibration windows are too few for a {level:g}% interval (need {math.ceil(100 / (100 - level)) - 1})"
+            need = math.ceil(100 / (100 - level)) - 1
+            return {}, f"{n} calibration windows are too few for a {level:g}% interval (need {need})"
         qs[level] = np.sort(scores, axis=0)[k - 1]          # (S,)
     return qs, None
 

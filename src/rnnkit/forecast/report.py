@@ -177,7 +177,8 @@ def table(res: ForecastResult) -> str:
     lines += future_lines(res)
     if res.backtest:
         b = res.backtest
-        lines.append(f"backtest, {len(b['folds'])} folds of {b['step']} rows ({'refit' if b['refit'] else 'one model'}): "
+        how = "refit" if b["refit"] else "one model"
+        lines.append(f"backtest, {len(b['folds'])} folds of {b['step']} rows ({how}): "
                      f"mean RMSE {b['mean']['model_rmse']:.4g}, naive {b['mean']['naive_rmse']:.4g}, "
                      f"mean skill {_fmt(b['mean']['skill'])}")
     return "\n".join(lines)

@@ -22,18 +22,17 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .baselines import metrics, naive_forecast, skill  # noqa: F401 (API)
 from ..core.config import ForecastConfig, UsageError, shown
 from ..core.fileio import write_atomic
+from .baselines import metrics, naive_forecast, skill  # noqa: F401 (API)
+from .demo_series import load_panel, load_series
+from .files import MODEL_FILE, check_out, load_forecaster, predict_file, predictions_csv, save_forecaster  # noqa: F401
 from .fit import Part, choose, fit_parts, make_part, score_part
-from .intervals import coverage
+from .future import add_future, future_csv
 from .inputs import Scaler, check_length, min_rows, split_point, windows  # noqa: F401 (API)
-from .files import (MODEL_FILE, check_out, load_forecaster, predict_file, predictions_csv,  # noqa: F401
-                          save_forecaster)
+from .intervals import coverage
 from .model import Ensemble, Forecaster  # noqa: F401 (API)
 from .report import ForecastResult, dumps, table  # noqa: F401 (API)
-from .demo_series import load_panel, load_series
-from .future import add_future, future_csv
 from .series import Series
 
 __all__ = ["ForecastConfig", "ForecastResult", "Forecaster", "Ensemble", "Scaler", "fit_forecast", "fit_panel",

@@ -203,7 +203,8 @@ def _date(path: str, line: int, col: int, name: str, text: str, fmt: Optional[st
             raise ValueError(text)
         return d
     except ValueError:
-        how = f"with --date-format {fmt!r}" if fmt else "(use ISO dates such as 2017-01-31, or give --date-format, e.g. %d/%m/%Y)"
+        how = (f"with --date-format {fmt!r}" if fmt
+               else "(use ISO dates such as 2017-01-31, or give --date-format, e.g. %d/%m/%Y)")
         raise UsageError(f"{path}: line {line} column {col} ({name}): cannot read date {text!r} {how}")
 
 

@@ -126,6 +126,7 @@ def training_tail(run_dir, meta: dict, vocab, chars: int) -> Optional[np.ndarray
     """The last `chars` characters of the run's training split, from its id cache (None when the
     run directory does not hold exactly one cache that fits the vocabulary)."""
     from pathlib import Path
+
     from ..core.vocab import Vocab
     run = Path(run_dir)
     run = run.parent if run.is_file() else run      # a checkpoint file: its run directory

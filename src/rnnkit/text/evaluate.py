@@ -22,10 +22,10 @@ from torch import nn
 
 from ..core import distributed
 from ..core.config import EvalConfig, UsageError, param, setting, shown
-from .corpus import Source, check_file, load_ids, read_chunks
 from ..core.fileio import bits, warn
 from ..core.vocab import Vocab
 from ..core.windows import to_long
+from .corpus import Source, check_file, load_ids, read_chunks
 
 
 @dataclass
@@ -129,10 +129,12 @@ def text_ids(vocab: Vocab, file: str, unknown: str, cache: Path) -> tuple[np.nda
     path = check_file(file)
     if unknown == "skip":
         return encode_skipping(path, file, vocab, encoding)
-    missing = list(dict.fromkeys(c for chunk in read_chunks(Source(path, file), encoding) for c in vocab.unknown(chunk)))
+    chunks = read_chunks(Source(path, file), encoding)
+    missing = list(dict.fromkeys(c for chunk in chunks for c in vocab.unknown(chunk)))
     if missing:
         raise UsageError(f"{shown(file)}: {len(missing)} character(s) the checkpoint's vocabulary lacks: "
-                         f"{', '.join(map(repr, sorted(missing)[:20]))}; pass {setting('unknown', 'skip')} to leave them out")
+                         f"{', '.join(map(repr, sorted(missing)[:20]))}; "
+                         f"pass {setting('unknown', 'skip')} to leave them out")
     ids, _ = load_ids([Source(path, file)], encoding, cache, vocab)
     return ids, 0
 

@@ -136,6 +136,7 @@ def check_onnx(run_dir: str, file: str, steps: int = 200, batch: int = 3, seed: 
     steps (state fed back) and one sequence forward of the same ids."""
     import numpy as np
     import onnxruntime as ort
+
     from ..core.checkpoint import load_model
     model, vocab, _ = load_model(run_dir, "cpu")
     step_path, seq_path, _ = paths(file)

@@ -27,22 +27,22 @@ from torch.nn.parallel import DistributedDataParallel
 from ..core import distributed, presets
 from ..core.checkpoint import Checkpoint, build_model, model_meta, save_checkpoint, set_aside
 from ..core.config import ModelConfig, SampleConfig, TrainConfig, UsageError, param, setting
-from .corpus import load_ids
-from .evaluate import distributed_loss
 from ..core.fileio import bits, warn, write_atomic
 from ..core.models import SequenceModel, check_memory, count_params, init_of
 from ..core.plots import plot_curves
 from ..core.precision import check as check_precision
 from ..core.precision import resolve as resolve_precision
 from ..core.regularize import param_groups
-from ..core.resume import resume_point, restore_state, state_tensors
-from .rundata import RunDir, data_record, resumed_ids
+from ..core.resume import restore_state, resume_point, state_tensors
 from ..core.runlog import METRICS, RunLog
-from .sample import generate
 from ..core.train import Hooks, LoopConfig, Trainer, TrainState
 from ..core.vocab import Vocab
 from ..core.watch import LearningWatch
 from ..core.windows import RandomWindows, StreamBatches, split_ids
+from .corpus import load_ids
+from .evaluate import distributed_loss
+from .rundata import RunDir, data_record, resumed_ids
+from .sample import generate
 
 # periodic evaluations read the validation text as this many parallel streams (3,125 chars each at
 # the default eval_chars 50,000): as fast per char as 32 streams here, with half the cold starts

@@ -29,13 +29,14 @@ import torch
 
 from ..core.checkpoint import find_checkpoint, load_model
 from ..core.config import ReportConfig, SampleConfig, UsageError, shown
-from .corpus import read_text, verified_cache
+from ..core.fileio import LN2, write_atomic
+from ..core.fileio import warn as warn_stderr
 from ..core.models import check_memory, count_params
-from ..core.fileio import LN2, warn as warn_stderr, write_atomic
 from ..core.runlog import curves, read_metrics_checked, skipped_note
+from ..core.vocab import Vocab
+from .corpus import read_text, verified_cache
 from .probe import Activations, activations, rank_units
 from .sample import generate
-from ..core.vocab import Vocab
 
 TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -105,7 +106,8 @@ def validation_passage(ids: np.ndarray, vocab: Vocab, val_fraction: float, n: in
     return "".join(vocab.symbols[i] for i in chunk), f"{where}, {unit}s {start:,} to {start + len(chunk):,}"
 
 
-def passage(run_dir: Path, vocab: Vocab, train: dict, cfg: ReportConfig, warn: Callable[[str], None]) -> tuple[str, str]:
+def passage(run_dir: Path, vocab: Vocab, train: dict, cfg: ReportConfig,
+            warn: Callable[[str], None]) -> tuple[str, str]:
     if cfg.text is not None:
         text = read_text(cfg.text, "bytes" if vocab.kind == "bytes" else "utf-8")[: cfg.chars]
         missing = vocab.unknown(text)
@@ -141,7 +143,8 @@ def heatmap_data(acts: Activations, per_feature: int, kind: str = "chars") -> di
         "chars": display_symbols(acts.text, kind),
         "unit": "byte" if kind == "bytes" else "character",
         "p": [None if math.isnan(x) else round(float(x), 4) for x in p],
-        "top": [[[symbol_label(acts.symbols[j], kind), round(float(acts.probs[t, j]), 4)] for j in row] for t, row in enumerate(top)],
+        "top": [[[symbol_label(acts.symbols[j], kind), round(float(acts.probs[t, j]), 4)] for j in row]
+                for t, row in enumerate(top)],
         "units": units,
         "options": sorted(options, key=lambda o: -abs(o["r"])),
     }
@@ -232,7 +235,8 @@ def summary(run_dir: Path, meta: dict, last: dict, model, vocab: Vocab, ids: Opt
         ("parameters", f"{count_params(model):,}"),
         ("training", f"{st.get('step', 0):,} steps, {chars:,} {u}s in {duration(elapsed)}"),
         ("speed", f"{chars / elapsed:,.0f} {u[:4]}s/s (average)" if elapsed > 0 else "n/a"),
-        ("best validation", f"{best / LN2:.3f} bits/{u[:4]} ({best:.4f} nats) at step {meta.get('state', {}).get('step', '?')}"
+        ("best validation", f"{best / LN2:.3f} bits/{u[:4]} ({best:.4f} nats) "
+                            f"at step {meta.get('state', {}).get('step', '?')}"
          if isinstance(best, (int, float)) else "n/a"),
     ])
 
@@ -280,7 +284,8 @@ def _build_report(run_dir: Path, cfg: ReportConfig, warn: Callable[[str], None])
     text, source = passage(run_dir, vocab, meta.get("train", {}), cfg, warn)
     acts = activations(model, vocab, text, unknown="skip")
     now, saved = samples_html(model, vocab, records, cfg)
-    config = {"model": meta["model"], "train": meta.get("train", {}), "precision ran": meta.get("precision", "not recorded")}
+    config = {"model": meta["model"], "train": meta.get("train", {}),
+              "precision ran": meta.get("precision", "not recorded")}
     parts = {
         "title": html.escape(f"rnnkit report: {shown(run_dir.resolve().name)}"),
         "summary": summary(run_dir, meta, last, model, vocab, ids),

@@ -100,6 +100,7 @@ def worst(scored: Scored, k: int = 1) -> list[dict]:
 def read_scored_text(name: str, kind: str) -> str:
     """FILE or - (standard input) as the model's symbols: strict UTF-8, or bytes as Latin-1."""
     import sys
+
     from .corpus import check_file
     data = sys.stdin.buffer.read() if name == "-" else check_file(name).read_bytes()
     if kind == "bytes":

@@ -230,8 +230,8 @@ def make_app(model, vocab, meta: dict, cfg: ServeConfig):
     async def score_route(request: Request):
         text, segment, probs = score_request(await read_json(request, cfg.max_body))
         symbols = prime_symbols(vocab, text)
-        return score_reply(await in_slot(request, lambda check: score_text(model, vocab, symbols, segment, probs=probs)),
-                           probs)
+        scored = await in_slot(request, lambda check: score_text(model, vocab, symbols, segment, probs=probs))
+        return score_reply(scored, probs)
 
     return app
 

@@ -57,14 +57,14 @@ GPU_TARGETS = {"static": 1.40, "dynamic": 1.28}
 class Reference:
     """The plain fp32 loop: what one writes by hand with nn.LSTM."""
 
-    def __init__(self, ids: np.ndarray, vocab: int, seed: int = 1337):
+    def __init__(self, ids: np.ndarray, vocab: int, seed: int = 1337, device: str = "cpu"):
         torch.manual_seed(seed)
         self.emb, self.rnn = nn.Embedding(vocab, 64), nn.LSTM(64, 256, 2, batch_first=True, dropout=0.2)
         self.drop, self.head = nn.Dropout(0.2), nn.Linear(256, vocab)
-        self.mods = nn.ModuleList([self.emb, self.rnn, self.head])
+        self.mods = nn.ModuleList([self.emb, self.rnn, self.head]).to(device)
         self.opt = torch.optim.Adam(self.mods.parameters(), lr=2e-3)
-        self.x, self.y, self.per_epoch = streams(ids, BATCH, SEQ)            # (B, L) each
-        self.j, self.state = 0, None
+        self.x, self.y, self.per_epoch = (t.to(device) if torch.is_tensor(t) else t for t in streams(ids, BATCH, SEQ))
+        self.j, self.state, self.device = 0, None, device
 
     def steps(self, n: int) -> None:
         self.mods.train()
@@ -86,8 +86,8 @@ class Reference:
     def loss(self, ids: np.ndarray) -> float:
         """The whole text as one stream, state carried."""
         self.mods.eval()
-        x = torch.from_numpy(ids[:-1].astype(np.int64))[None]
-        y = torch.from_numpy(ids[1:].astype(np.int64))[None]
+        x = torch.from_numpy(ids[:-1].astype(np.int64))[None].to(self.device)
+        y = torch.from_numpy(ids[1:].astype(np.int64))[None].to(self.device)
         total, state = 0.0, None
         for j in range(0, x.shape[1], 1024):
             out, state = self.rnn(self.emb(x[:, j: j + 1024]), state)
@@ -237,7 +237,18 @@ def gpu_main(a) -> None:
                                           else "never"))
     print(f"  nanoGPT shakespeare_char, same chip: best {NANOGPT_GPU['best']} at {NANOGPT_GPU['at_s']:.0f} s, "
           f"{NANOGPT_GPU['end']} at its end ({NANOGPT_GPU['end_s']:.0f} s)")
+    ref = None
+    if a.train_reference:   # the plain 2x256 loop (fp32, Adam 2e-3) for the same seconds on the same GPU
+        ids, vocab = encode_text(text)
+        r, steps, t = Reference(ids[: len(ids) - int(len(ids) * 0.1)], vocab, device=a.device), 0, time.time()
+        while time.time() - t < budget:
+            r.steps(50)
+            torch.cuda.synchronize()
+            steps += 50
+        ref = r.loss(ids[len(ids) - int(len(ids) * 0.1):])
+        print(f"  plain 2x256 loop, same {budget:.0f} s on this GPU: {ref:.4f} ({steps:,} steps)")
     print(json.dumps({"gpu": name, "budget_s": budget, "steps": last["step"], "static": static["loss"],
+                      "reference": ref,
                       "dynamic": dynamic["loss"], "best_periodic": best, "wall_s": wall,
                       "below_nanogpt_s": below["unix_time"] - t0 if below else None,
                       "curve": [[round(r["unix_time"] - t0, 1), r["step"], r["val_loss"]] for r in evals]}))

@@ -146,8 +146,8 @@ class Trainer:
         self.precision = precision.resolve(cfg.precision, d.device)   # "fp32" | "bf16", what runs
         self.mask_gen = torch.Generator(device=d.device)
         # a GPU with fused AdamW steps without waiting for the host (device_step); else every step syncs
-        self.fast = bool(optimizer.defaults.get("fused")) and (d.device.type == "cuda" if FAST_STEP is None
-                                                               else FAST_STEP)
+        fused = bool(getattr(optimizer, "defaults", {}).get("fused"))
+        self.fast = fused and (d.device.type == "cuda" if FAST_STEP is None else FAST_STEP)
         self.at_sync = True                           # the last step agreed across ranks (see synced)
         self.bad_at: Optional[torch.Tensor] = None    # GPU: the first step with a non-finite loss (-1: none)
 

@@ -68,6 +68,7 @@ def test_train_throughput_races_rnnkit_against_the_plain_loop():
     assert re.search(r"target >= \d+(\.\d+)?x\)", out), out
 
 
+@pytest.mark.slow   # 70 s on a 2-core AVX2 CPU in fp32: the recipe's 2x320 model, not a tiny one
 @needs_data
 def test_train_throughput_races_the_recipe_against_the_plain_reference():
     out = bench("train_throughput.py", "--hidden", "--recipe", "--quick", "--blocks", "1", "--threads", "1")
@@ -133,6 +134,7 @@ def test_time_to_quality_scores_static_and_dynamic(tmp_path):
     assert "not trained (--train-reference)" in out and "nanoGPT" not in out   # README figures: tinyshakespeare only
 
 
+@pytest.mark.slow   # 40 s: four processes (train, two evals, the reference) for a smoke check
 @needs_data
 def test_time_to_quality_trains_the_reference_on_another_text(tmp_path):
     small = tmp_path / "small.txt"

@@ -36,12 +36,21 @@ KERNELS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU
 
 @dataclass
 class MaskDraw:
-    """The training masks of one step: `gen` seeded alike on every rank, `rows` this rank's rows
-    of a global batch of `batch` rows."""
+    """The training masks of one step: `gen` seeded with `seed` alike on every rank (at the first
+    draw, so a step that draws no mask costs nothing), `rows` this rank's rows of a global batch of
+    `batch` rows."""
 
     gen: torch.Generator
+    seed: int
     rows: slice
     batch: int
+    seeded: bool = False
+
+    def generator(self) -> torch.Generator:
+        if not self.seeded:
+            self.gen.manual_seed(self.seed)
+            self.seeded = True
+        return self.gen
 
 
 _draw: Optional[MaskDraw] = None
@@ -64,7 +73,8 @@ def keep_mask(shape: tuple, p: float, like: torch.Tensor, batched: bool = False)
     if _draw is None:
         return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1 - p) / (1 - p)
     full = (_draw.batch, *shape[1:]) if batched else shape
-    mask = torch.empty(full, dtype=like.dtype, device=like.device).bernoulli_(1 - p, generator=_draw.gen) / (1 - p)
+    mask = torch.empty(full, dtype=like.dtype, device=like.device)
+    mask = mask.bernoulli_(1 - p, generator=_draw.generator()) / (1 - p)
     return mask[_draw.rows] if batched else mask
 
 

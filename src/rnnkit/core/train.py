@@ -153,8 +153,8 @@ class Trainer:
 
     def masks(self, step: int) -> regularize.MaskDraw:
         """The dropout masks of `step`: seeded by (seed, step) alike on every rank (regularize.py)."""
-        self.mask_gen.manual_seed((self.cfg.seed * 1_000_003 + step) % (1 << 62))
-        return regularize.MaskDraw(self.mask_gen, self.batches.rows, self.batches.batch)
+        seed = (self.cfg.seed * 1_000_003 + step) % (1 << 62)
+        return regularize.MaskDraw(self.mask_gen, seed, self.batches.rows, self.batches.batch)
 
     def synced(self, step: int) -> bool:
         """Whether step `step` (1-based) reads the loss on the host and agrees across ranks: every

@@ -5,9 +5,10 @@ whole series (`results.apply`), so the forecast from origin o uses rows 0..o and
 one-step and h-step forecasts from the true past, as the network's. The h-step forecast from the
 state predicted for row o+1 is  y = d + Z T^(h-1) a + Z sum_j T^j c  (a time-invariant state space).
 
-    ETS    additive errors, damped additive trend, additive season when 1 < s <= 24
+    ETS    additive errors, damped additive trend, additive season when 1 < s <= 24; on the values
+           or their logarithm, whichever has the lower AIC on the same data
     ARIMA  (p, d, q) with d from an ADF test on the training part, p and q by AIC over a few orders,
-           Hannan-Rissanen estimates
+           Hannan-Rissanen estimates; on the seasonal differences when the season is strong
     Theta  statsmodels' ThetaModel (theta = 2: SES with half the linear trend's slope, on data
            deseasonalised by classical decomposition when its seasonality test says so); the
            filter is rerun here with the training part's alpha, slope and seasonal indices
@@ -44,6 +45,40 @@ def h_step(results, origins: np.ndarray, horizon: int) -> np.ndarray:
     for h in range(horizon):
         out[:, h] = d + (Z @ a).ravel()
         a = T @ a + c[:, None]
+    return out
+
+
+def season_strength(train: np.ndarray, season: int) -> float:
+    """1 - Var(remainder) / Var(season + remainder) of a robust STL decomposition (0 without a season)."""
+    from statsmodels.tsa.seasonal import STL
+    if season <= 1 or len(train) < 2 * season + 1:
+        return 0.0
+    r = STL(train, period=season, robust=True).fit()
+    return max(0.0, 1 - float(np.var(r.resid) / np.var(r.resid + r.seasonal)))
+
+
+def ets_forecasts(y: np.ndarray, n_train: int, season: int, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """ETS on the values, or on their logarithm (a season that grows with the level) when that
+    fits the training rows better: AIC compared on the same data (the log's plus 2 sum log y)."""
+    raw = _ets(y[:n_train], season)
+    if (y > 0).all():
+        lg = _ets(np.log(y[:n_train]), season)
+        if lg.aic + 2 * np.sum(np.log(y[:n_train])) < raw.aic:
+            return np.exp(h_step(lg.apply(np.log(y)), origins, horizon))
+    return h_step(raw.apply(y), origins, horizon)
+
+
+def arima_forecasts(y: np.ndarray, n_train: int, season: int, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """ARIMA on the values, or on the seasonal differences z_t = y_t - y_(t-s) when the STL season
+    strength exceeds 0.64 (auto.arima's seasonal test), summed back: y(o+h) = z(o+h) + y(o+h-s)."""
+    if origins.min() < season - 1 or season_strength(y[:n_train], season) <= 0.64:   # no season before o
+        return h_step(_arima(y[:n_train]).apply(y), origins, horizon)
+    s = season
+    z = y[s:] - y[:-s]                                      # z[t - s] = y[t] - y[t - s]
+    zf = h_step(_arima(z[:n_train - s]).apply(z), origins - s, horizon)
+    out = np.empty_like(zf)
+    for h in range(1, horizon + 1):
+        out[:, h - 1] = zf[:, h - 1] + (y[origins + h - s] if h <= s else out[:, h - 1 - s])
     return out
 
 
@@ -99,14 +134,14 @@ def theta_forecasts(y: np.ndarray, n_train: int, season: int, origins: np.ndarra
 
 
 def _fit_one(name: str, y: np.ndarray, n_train: int, season: int, origins: np.ndarray, horizon: int):
+    import statsmodels.tools.sm_exceptions  # noqa: F401 (its import sets an "always" filter: before ours)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")               # convergence chatter from the optimiser
             if name == "theta":
                 f = theta_forecasts(y, n_train, season, origins, horizon)
             else:
-                model = _ets(y[:n_train], season) if name == "ets" else _arima(y[:n_train])
-                f = h_step(model.apply(y), origins, horizon)
+                f = (ets_forecasts if name == "ets" else arima_forecasts)(y, n_train, season, origins, horizon)
         return f if np.isfinite(f).all() else "the fit gave non-finite forecasts"
     except (ValueError, np.linalg.LinAlgError, ZeroDivisionError) as e:
         return f"the fit failed ({str(e).splitlines()[0][:80]})"

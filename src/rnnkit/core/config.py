@@ -194,6 +194,9 @@ class ForecastConfig(Config):
     test_fraction: float = opt(0.3, "last fraction of the rows held out for testing", above=0.0, hi=0.9)
     target_mode: str = opt("change", "change: predict the target's change since the window's last "
                            "value; level: predict the value itself (the lecture)", choices=("change", "level"))
+    anchor: str = opt("auto", "with --target-mode change, what a forecast's change is measured from: last "
+                      "(the last value), season (the same point one season back), auto (the one with the "
+                      "smaller error over steps 1..H on the training part)", choices=("auto", "last", "season"))
     inputs: str = opt("diff", "diff: each step's change, scaled by the training part's typical change "
                       "(scale-free); level: the values min-max scaled on the training part (the lecture)",
                       choices=("diff", "level"))
@@ -217,6 +220,9 @@ class ForecastConfig(Config):
                              "(--level 80 --level 95); split-conformal on the training part's tail")
     classic: str = opt("auto", "classical yardsticks (statsmodels ETS and ARIMA): auto (when "
                        "installed) or off", choices=("auto", "off"))
+    combine: str = opt("auto", "auto: the forecast combines the network with ETS, ARIMA and Theta, "
+                       "weighted by their errors on the training part's tail (needs the classic extra; one "
+                       "series); off: the network alone", choices=("auto", "off"))
     backtest: int = opt(0, "rolling-origin evaluation over K expanding folds (0: one split)", lo=0, hi=100)
     step: int | None = opt(None, "rows between backtest folds; none: the test part cut into K", lo=1)
     refit: bool = opt(False, "retrain on every backtest fold (otherwise one model, trained before the first)")

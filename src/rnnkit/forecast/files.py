@@ -106,6 +106,7 @@ def load_forecaster(target: str) -> Loaded:
         d = dict(meta["config"])
         d.setdefault("inputs", "level")            # 0.1 models: level inputs, one model
         d.setdefault("ensemble", 1)
+        d.setdefault("anchor", "last")            # before 0.4: changes from the last value
         cfg = ForecastConfig.from_dict(d, where=f"{path} config")
         model = _rebuild(cfg, meta, tensors)
         scaler = Scaler.from_dict(meta["scaler"])

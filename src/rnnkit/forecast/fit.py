@@ -20,7 +20,8 @@ from ..core.config import ForecastConfig, UsageError
 from ..core.update import torch_threads
 from .baselines import best_of, mase_scale, mean_metrics, metrics, simple_baselines, skill
 from .classic import CLASSIC, classic_forecasts
-from .inputs import Scaler, prepare, split_point, steps, to_units, train_origins
+from .combine import combine, describe, tail_weights
+from .inputs import Scaler, choose_anchor, prepare, split_point, steps, to_units, train_origins
 from .intervals import bands, calibrate, coverage, floor_vol, level_key
 from .model import Ensemble, fit_ensemble, predict_scaled
 from .seasons import Frequency, calendar_features, default_window, infer_frequency
@@ -47,6 +48,7 @@ class Fitted:
     interval_note: Optional[str]
     vol_ref: float                    # the training windows' median volatility (the band floor)
     freq: Optional[Frequency] = None
+    weights: Optional[dict] = None    # member -> (S,) combination weights (combine.py); None: the network
 
 
 def choose(cfg: ForecastConfig, series: list[Series],
@@ -90,6 +92,12 @@ def fit_parts(cfg: ForecastConfig, parts: list[Part], feats: list[str], target: 
     """Train on every part's training windows; the chronological tail of each part's windows
     (--val-fraction) picks the epoch and calibrates the intervals."""
     H = cfg.horizon
+    if cfg.anchor == "auto" and cfg.target_mode == "change":
+        votes = [choose_anchor(p.series.column(target), p.n_train, cfg) for p in parts]
+        cfg = dataclasses.replace(cfg, anchor=max(set(votes), key=votes.count))
+        log(f"anchor {cfg.anchor}: changes measured from "
+            f"{'the same point one season back' if cfg.anchor == 'season' else 'the last value'} "
+            "(the smaller error over steps 1..H on the training rows)")
     tr, va = [], []
     for p in parts:
         o = train_origins(p.n_train, cfg, H)
@@ -110,19 +118,26 @@ def fit_parts(cfg: ForecastConfig, parts: list[Part], feats: list[str], target: 
     cal = parts[0].calendar.shape[1] if parts[0].calendar is not None else 0
     with torch_threads(cfg.threads):
         model = fit_ensemble(cfg, x, y, xv, yv, len(feats), cal, log, epochs)
-        errors, vols = [], []
+        errors, vols, weights = [], [], None
         for p, xvp, _, ov, vv in va:
             if len(ov):
                 yu = p.series.column(target)
-                pred = to_units(predict_scaled(model, xvp), yu, *_lo_span(p, target), cfg, ov)
-                errors.append(pred - yu[ov[:, None] + steps(cfg, H)[None, :]])
+                S = steps(cfg, model.outputs)
+                members = {"network": to_units(predict_scaled(model, xvp), yu, *_lo_span(p, target), cfg, ov)}
+                if cfg.combine == "auto" and cfg.classic == "auto" and len(parts) == 1:
+                    cl = classic_forecasts(yu, p.n_train, cfg.season or 1, ov, H)
+                    members.update({k: cl[k][:, S - 1] for k in CLASSIC[:3] if isinstance(cl[k], np.ndarray)})
+                truth = yu[ov[:, None] + S[None, :]]
+                weights = tail_weights({k: v - truth for k, v in members.items()})
+                errors.append(combine(weights, members) - truth)
                 vols.append(vv)
+        log(f"forecast: {describe(weights)} (weights from the last {n_cal} training windows, averaged over steps)")
     vol_ref = float(np.median(np.concatenate([t[2] for t in tr]))) if len(y) else 1.0
     if errors:
         q, note = calibrate(np.concatenate(errors), floor_vol(np.concatenate(vols), vol_ref), cfg.level)
     else:
         q, note = {}, "no calibration windows (--val-fraction 0)"
-    return Fitted(model, cfg, feats, target, q, note, vol_ref, freq)
+    return Fitted(model, cfg, feats, target, q, note, vol_ref, freq, weights)
 
 
 def _lo_span(p: Part, target: str) -> tuple[float, float]:
@@ -148,6 +163,7 @@ class Scored:
     bands: dict = field(default_factory=dict)      # level key -> (lower, upper) at step H
     mean_steps: dict = field(default_factory=dict)  # name -> errors averaged over steps 1..H
     mase_scale: Optional[float] = None               # the seasonal naive's in-sample MAE
+    combination: Optional[dict] = None               # weights, and the network's own errors
 
 
 def _step(truth, pred, base: dict, scale, cfg: ForecastConfig) -> tuple[dict, dict]:
@@ -173,13 +189,14 @@ def score_part(f: Fitted, p: Part, rows: np.ndarray, classic_n_train: Optional[i
     classic = {} if cfg.classic == "off" else classic_forecasts(y, n_fit, cfg.season or 1, origins, H)
     scale = mase_scale(y[:n_fit], cfg.season or 1)
     truth = y[rows]
-    horizons, head, steps_m, steps_t = [], None, [], []
+    horizons, head, steps_m, steps_t, network = [], None, [], [], []
     for j, h in enumerate(S):
         idx = rows - h - origins[0]
-        pred = units[idx, j]
         base = simple_baselines(y, rows, int(h), cfg.season or 1)
         for name, fc in classic.items():
             base[name] = fc[idx, h - 1] if isinstance(fc, np.ndarray) else fc
+        pred = combine(f.weights, {"network": units[idx, j], **base}, j)
+        network.append(metrics(truth, units[idx, j], scale))
         m, table = _step(truth, pred, base, scale, cfg)
         horizons.append({"step": int(h), "model": m, "naive": table["naive"],
                          "skill": skill(m["rmse"], table["naive"]["rmse"]),
@@ -194,8 +211,11 @@ def score_part(f: Fitted, p: Part, rows: np.ndarray, classic_n_train: Optional[i
     o = rows - H
     vol = floor_vol(d.vol[o - origins[0]], f.vol_ref)
     ivs, bnd = _intervals(f, truth, pred, vol)
+    comb = None if not f.weights else {
+        "members": list(f.weights), "weights": {k: [float(x) for x in w] for k, w in f.weights.items()},
+        "network": network[-1], "network_mean_steps": mean_metrics(network)}
     return Scored(rows, truth, pred, naive, m, table["naive"], skill(m["rmse"], table["naive"]["rmse"]),
-                  table, best_of(table), horizons, ivs, bnd, mean, scale)
+                  table, best_of(table), horizons, ivs, bnd, mean, scale, comb)
 
 
 def _intervals(f: Fitted, truth: np.ndarray, pred: np.ndarray, vol: np.ndarray) -> tuple[dict, dict]:

@@ -19,6 +19,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..core.update import torch_threads
+from .classic import CLASSIC, classic_forecasts
+from .combine import combine
 from .fit import Fitted, Part, _lo_span, fit_parts, make_part
 from .inputs import prepare, steps, to_units
 from .intervals import bands, floor_vol, level_key
@@ -36,7 +38,8 @@ def refit_all(fitted: Fitted, panel: list[Series], log: Callable[[str], None] = 
         "(kept in the evaluation)")
     again = fit_parts(dataclasses.replace(cfg, val_fraction=0.0), parts, fitted.feats, fitted.target,
                       lambda m: None, fitted.freq, epochs)
-    return dataclasses.replace(again, cfg=cfg, quantiles=fitted.quantiles, interval_note=fitted.interval_note), parts
+    return dataclasses.replace(again, cfg=cfg, quantiles=fitted.quantiles, interval_note=fitted.interval_note,
+                               weights=fitted.weights), parts
 
 
 def future_of(f: Fitted, p: Part, epochs: list[int]) -> dict:
@@ -48,6 +51,10 @@ def future_of(f: Fitted, p: Part, epochs: list[int]) -> dict:
     with torch_threads(cfg.threads):
         fc = to_units(predict_scaled(f.model, d.x), y, *_lo_span(p, f.target), cfg, o)[0]     # (S,)
     S = steps(cfg, f.model.outputs)
+    if f.weights:         # the classical members refitted on every row, weighted as in the evaluation
+        cl = classic_forecasts(y, n, cfg.season or 1, o, cfg.horizon)
+        members = {k: cl[k][:, S - 1] for k in CLASSIC[:3] if isinstance(cl[k], np.ndarray)}
+        fc = combine(f.weights, {"network": fc[None, :], **members})[0]
     vol = floor_vol(d.vol, f.vol_ref)                                                         # (1,)
     dates = _dates(p.series, f.freq, int(S.max()))
     out = []

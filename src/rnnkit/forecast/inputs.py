@@ -92,7 +92,7 @@ def prepare(values: np.ndarray, columns: list[str], feats: list[str], target: st
     y = np.full(rows.shape, np.nan)
     y[inside] = ys[rows[inside]]
     if cfg.target_mode == "change":
-        y = y - ys[origins][:, None]
+        y = y - ys[anchor_rows(cfg, origins, outputs)]
     vol = volatility(values[:, columns.index(target)], origins, cfg.window)
     return Prepared(torch.tensor(x, dtype=torch.float32), y, origins, vol)
 
@@ -104,11 +104,37 @@ def volatility(y: np.ndarray, origins: np.ndarray, window: int) -> np.ndarray:
     return np.sqrt(np.mean(windows(dy, origins, k) ** 2, axis=1))
 
 
+def anchor_rows(cfg: ForecastConfig, origins: np.ndarray, outputs: int) -> np.ndarray:
+    """(M,) origins -> (M, S) the rows a change is measured from: the origin itself (--anchor last,
+    the naive forecast), or the same point of the last season known at the origin (season: the
+    seasonal naive forecast, row o + h - s * ceil(h / s)). An unresolved `auto` counts as last
+    (models saved before the option existed)."""
+    S = steps(cfg, outputs)
+    s = cfg.season or 1
+    back = s * np.ceil(S / s).astype(int) if cfg.anchor == "season" and s > 1 else S
+    return origins[:, None] + (S - back)[None, :]
+
+
+def choose_anchor(y: np.ndarray, n_train: int, cfg: ForecastConfig) -> str:
+    """--anchor auto: season when the seasonal naive forecast's mean absolute error over steps
+    1..H on the training rows is below the naive forecast's, else last."""
+    s, H = cfg.season or 1, cfg.horizon
+    if s <= 1 or n_train < s * (1 + int(np.ceil(H / s))) + 1:
+        return "last"
+    cut = s * int(np.ceil(H / s))                       # the first row every step can anchor at
+    rows = np.arange(cut, n_train)
+    err = {"last": 0.0, "season": 0.0}
+    for h in range(1, H + 1):
+        err["last"] += np.mean(np.abs(y[rows] - y[rows - h]))
+        err["season"] += np.mean(np.abs(y[rows] - y[rows - s * int(np.ceil(h / s))]))
+    return "season" if err["season"] < err["last"] else "last"
+
+
 def to_units(out: np.ndarray, y: np.ndarray, target_lo: float, span: float, cfg: ForecastConfig,
              origins: np.ndarray) -> np.ndarray:
     """Model outputs (M, S) -> forecasts in the target's units (M, S)."""
     if cfg.target_mode == "change":
-        return y[origins][:, None] + out * span
+        return y[anchor_rows(cfg, origins, out.shape[1])] + out * span
     return target_lo + out * span
 
 

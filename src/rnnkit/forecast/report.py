@@ -61,6 +61,7 @@ class ForecastResult:
     parts: list = field(default_factory=list)   # per-series results of a long-format file
     mean_steps: dict = field(default_factory=dict)  # name ("model", yardsticks) -> errors averaged over 1..H
     future: Optional[dict] = None               # the H steps after the last row (forecast_future.py)
+    combination: Optional[dict] = None          # member weights and the network's own errors (combine.py)
 
     @property
     def beat_naive(self) -> bool:
@@ -90,7 +91,8 @@ class ForecastResult:
                     "inputs": c.inputs if c else None, "ensemble": c.ensemble if c else None,
                     "horizon": c.horizon if c else None, "frequency": self.frequency, "gaps": self.gaps,
                     "notes": list(self.series.notes), "mean_over_steps": self.mean_steps,
-                    "best_by_mase": self.best_by_mase(), "future": self.future})
+                    "best_by_mase": self.best_by_mase(), "future": self.future,
+                    "combination": self.combination})
         if self.parts:
             out["per_series"] = {p.series.key: {k: v for k, v in p.to_json().items()
                                                 if k in ("rows", "train_rows", "test_rows", "model", "naive", "skill",
@@ -160,6 +162,7 @@ def table(res: ForecastResult) -> str:
     lines = [f"test part: {len(res.rows)} rows, errors in {res.target}'s units"
              + (f", {h} steps ahead" if h > 1 else ""),
              f"{'':<24}{'RMSE':>12}{'MAE':>12}{'MAPE':>10}{'sMAPE':>9}{'MASE':>8}", _row("model", res.model),
+             *([_row("  the network alone", res.combination["network"])] if res.combination else []),
              _row(NAMES["naive"], res.baseline)]
     for name, d in res.baselines.items():
         if name != "naive":

@@ -45,7 +45,8 @@ def _result(sc, s: Series, feats, target, n_train, t0, cfg, freq) -> ForecastRes
                           sc.baseline, sc.skill, time.perf_counter() - t0, config=cfg,
                           baselines=sc.baselines, best_baseline=sc.best_baseline, horizons=sc.horizons,
                           intervals=sc.intervals, bands=sc.bands, frequency=freq.name if freq else None,
-                          gaps=len(freq.gaps) if freq else 0, mean_steps=sc.mean_steps)
+                          gaps=len(freq.gaps) if freq else 0, mean_steps=sc.mean_steps,
+                          combination=sc.combination)
 
 
 def fit_forecast(cfg: ForecastConfig, series: Series, feats: list[str], target: str,
@@ -62,7 +63,7 @@ def fit_forecast(cfg: ForecastConfig, series: Series, feats: list[str], target: 
     part = make_part(series, n_train, cfg, freq)
     fitted = fit_parts(cfg, [part], feats, target, log, freq)
     sc = score_part(fitted, part, np.arange(n_train, n))
-    res = _result(sc, series, feats, target, n_train, t0, cfg, freq)
+    res = _result(sc, series, feats, target, n_train, t0, fitted.cfg, freq)
     res.extra.update(fitted=fitted, part=part)
     return fitted.model, part.scaler, res
 
@@ -77,6 +78,7 @@ def fit_panel(cfg: ForecastConfig, panel: list[Series], feats: list[str], target
         parts.append(make_part(s, check_length(len(s.values), cfg, shown(s.name)), cfg, freq))
     log(f"{len(panel)} series; {sum(len(s.values) for s in panel)} rows in all")
     fitted = fit_parts(cfg, parts, feats, target, log, freq)
+    cfg = fitted.cfg                              # --anchor auto resolved on the training rows
     results = [_result(score_part(fitted, p, np.arange(p.n_train, len(p.series.values))), p.series, feats,
                        target, p.n_train, t0, cfg, freq) for p in parts]
     truth = np.concatenate([r.truth for r in results])

@@ -1,0 +1,89 @@
+"""Issue 27 part 4: changes measured from the last season (--anchor), seasonal ARIMA and log ETS,
+and the network combined with the classical models by their errors on the training tail."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.core.config import ForecastConfig
+from rnnkit.forecast.combine import combine, tail_weights
+from rnnkit.forecast.inputs import anchor_rows, choose_anchor
+
+QUICK = ["--epochs", "3", "--hidden", "8", "--ensemble", "1", "--level", "80"]
+
+
+def seasonal(n: int = 120, noise: float = 1.0, seed: int = 0) -> np.ndarray:
+    t = np.arange(n)
+    return 100 + 0.3 * t + 15 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(seed).normal(0, noise, n)
+
+
+def test_anchor_rows_point_at_the_last_value_or_the_same_month_last_year():
+    o = np.array([20, 30])
+    last = ForecastConfig(horizon=14, season=12, anchor="last")
+    np.testing.assert_array_equal(anchor_rows(last, o, 14), np.repeat(o[:, None], 14, 1))
+    season = ForecastConfig(horizon=14, season=12, anchor="season")
+    rows = anchor_rows(season, o, 14)
+    h = np.arange(1, 15)
+    np.testing.assert_array_equal(rows[0], 20 + h - np.where(h <= 12, 12, 24))   # step 13 goes 2 seasons back
+    assert (rows <= o[:, None]).all()                                           # never a future row
+
+
+def test_choose_anchor_follows_the_training_rows():
+    cfg = ForecastConfig(horizon=12, season=12)
+    assert choose_anchor(seasonal(), 84, cfg) == "season"
+    walk = np.cumsum(np.random.default_rng(1).normal(0, 1, 120)) + 50
+    assert choose_anchor(walk, 84, cfg) == "last"
+    assert choose_anchor(seasonal(), 84, ForecastConfig(horizon=3, season=1)) == "last"
+
+
+def test_tail_weights_favour_the_member_with_the_smaller_errors():
+    rng = np.random.default_rng(0)
+    err = {"network": rng.normal(0, 1, (40, 3)), "ets": rng.normal(0, 3, (40, 3)), "arima": "failed"}
+    w = tail_weights(err)
+    assert set(w) == {"network", "ets"}
+    np.testing.assert_allclose(w["network"] + w["ets"], 1.0)
+    assert (w["network"] > 0.9).all()                       # 1 / MSE^2: a member 3x off gets ~1/81
+    assert tail_weights({"network": err["network"][:5], "ets": err["ets"][:5]}) is None   # too few windows
+    fc = {"network": np.ones((2, 3)), "ets": np.zeros((2, 3))}
+    np.testing.assert_allclose(combine(w, fc), np.broadcast_to(w["network"], (2, 3)))
+    np.testing.assert_array_equal(combine(None, fc), fc["network"])
+
+
+def test_seasonal_arima_and_log_ets_track_a_multiplicative_season():
+    pytest.importorskip("statsmodels")
+    from rnnkit.forecast.classic import arima_forecasts, ets_forecasts, season_strength
+    t = np.arange(144)
+    y = np.exp(4 + 0.01 * t + 0.2 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(2).normal(0, 0.02, 144))
+    assert season_strength(y[:100], 12) > 0.64
+    origins = np.arange(100, 131)
+    truth = y[origins[:, None] + np.arange(1, 13)[None, :]]
+    snaive = y[origins[:, None] + np.arange(1, 13)[None, :] - 12]
+    for f in (arima_forecasts, ets_forecasts):
+        fc = f(y, 100, 12, origins, 12)
+        assert np.isfinite(fc).all()
+        assert np.mean(np.abs(fc - truth)) < np.mean(np.abs(snaive - truth))   # beats last year's numbers
+
+
+def write(path: Path, y: np.ndarray) -> Path:
+    months = np.datetime64("2010-01", "M") + np.arange(len(y))
+    path.write_text("date,sales\n" + "\n".join(f"{m}-01,{v:.4f}" for m, v in zip(months, y)) + "\n")
+    return path
+
+
+def test_the_forecast_combines_the_network_with_the_classical_models(tmp_path, capsys):
+    pytest.importorskip("statsmodels")
+    f = write(tmp_path / "s.csv", seasonal(150))
+    assert main([str(a) for a in ["forecast", str(f), "--horizon", "6", "--json", "--no-future", "--out", tmp_path / "on", *QUICK]]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    c = res["combination"]
+    assert c["members"][0] == "network" and {"ets", "arima", "theta"} <= set(c["members"])
+    np.testing.assert_allclose(np.sum([c["weights"][k] for k in c["members"]], axis=0), 1.0)
+    # --combine off: the model is the network alone, the same numbers as the combination's own record
+    assert main([str(a) for a in ["forecast", str(f), "--horizon", "6", "--json", "--no-future", "--combine", "off", "--out", tmp_path / "off", *QUICK]]) == 0
+    off = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert off["combination"] is None
+    assert off["model"]["mase"] == pytest.approx(c["network"]["mase"], rel=1e-9)

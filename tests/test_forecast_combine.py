@@ -87,3 +87,17 @@ def test_the_forecast_combines_the_network_with_the_classical_models(tmp_path, c
     off = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert off["combination"] is None
     assert off["model"]["mase"] == pytest.approx(c["network"]["mase"], rel=1e-9)
+
+
+def test_predict_combines_like_the_future(tmp_path, capsys):
+    """The saved forecaster keeps its weights: --predict refits the classics on the rows it is
+    given, so from the same last row it gives the future `rnnkit forecast` printed."""
+    pytest.importorskip("statsmodels")
+    f = write(tmp_path / "s.csv", seasonal(150))
+    assert main([str(a) for a in ["forecast", str(f), "--horizon", "4", "--json", "--out", tmp_path / "r", *QUICK]]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["combination"] is not None
+    assert main(["forecast", "--predict", str(tmp_path / "r"), str(f), "--json"]) == 0
+    pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    future = [s["forecast"] for s in res["future"]["steps"]]
+    np.testing.assert_allclose(pred["forecasts"][-1]["steps"], future, rtol=1e-6)

@@ -43,6 +43,19 @@ def combine(weights: Optional[dict], forecasts: dict, col: Optional[int] = None)
     return sum(w[None, :] * forecasts[k] for k, w in weights.items())
 
 
+def with_classics(weights: Optional[dict], net: np.ndarray, y: np.ndarray, n_fit: int, season: int,
+                  origins: np.ndarray, horizon: int, S: np.ndarray) -> np.ndarray:
+    """The network's (M, S) forecasts from `origins` combined with ETS, ARIMA and Theta fitted on
+    y[:n_fit] (every row known: the future, --predict); the network's alone without weights, or
+    when a member cannot be fitted (statsmodels missing)."""
+    if not weights:
+        return net
+    from .classic import CLASSIC, classic_forecasts
+    cl = classic_forecasts(y, n_fit, season, origins, horizon)
+    members = {k: cl[k][:, S - 1] for k in CLASSIC[:3] if isinstance(cl[k], np.ndarray)}
+    return combine(weights, {"network": net, **members})
+
+
 def describe(weights: Optional[dict]) -> str:
     """One line for the log: each member's weight, averaged over the steps."""
     if not weights:

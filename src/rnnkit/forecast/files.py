@@ -22,6 +22,7 @@ import torch
 
 from ..core.checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint, validate_forecast_meta
 from ..core.config import ForecastConfig, UsageError, shown
+from .combine import MEMBERS, with_classics
 from .inputs import Scaler, prepare, steps, to_units
 from .intervals import bands, floor_vol
 from .model import Ensemble, Forecaster, predict_scaled
@@ -113,9 +114,20 @@ def load_forecaster(target: str) -> Loaded:
         if not (len(scaler.lo) == len(scaler.hi) == len(scaler.columns)
                 and set(meta["features"]) | {meta["target"]} <= set(scaler.columns)):
             raise ValueError("the scaler does not cover the features and the target")
+        _check_weights(meta.get("combination"), model.outputs)
     except (UsageError, KeyError, RuntimeError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({str(e).splitlines()[0]})")
     return Loaded(model.eval(), cfg, meta, Path(path), scaler=scaler)
+
+
+def _check_weights(w, outputs: int) -> None:
+    """The combination weights (combine.py): member -> one finite number per output step."""
+    if w is None:
+        return
+    if not (isinstance(w, dict) and "network" in w and set(w) <= set(MEMBERS) and all(
+            isinstance(v, list) and len(v) == outputs and all(isinstance(x, (int, float)) and np.isfinite(x)
+                                                              for x in v) for v in w.values())):
+        raise ValueError(f"the combination weights must map {', '.join(MEMBERS)} to {outputs} numbers each")
 
 
 def predictions_csv(res) -> str:
@@ -169,6 +181,8 @@ def predict_file(run_dir: str, csv: str, columns: Optional[str] = None, date_col
     y = series.column(target)
     i = scaler.columns.index(target)
     fc = to_units(predict_scaled(model, d.x), y, float(scaler.lo[i]), float(scaler.hi[i] - scaler.lo[i]), cfg, origins)
+    weights = {k: np.asarray(w, float) for k, w in (meta.get("combination") or {}).items()}
+    fc = with_classics(weights, fc, y, n, cfg.season or 1, origins, cfg.horizon, steps(cfg, outputs))
     qs = {k: np.asarray(v) for k, v in meta.get("intervals", {}).items()}
     vol = floor_vol(d.vol, float(meta.get("vol_ref", 1.0)))
     out = []

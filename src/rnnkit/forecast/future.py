@@ -19,8 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..core.update import torch_threads
-from .classic import CLASSIC, classic_forecasts
-from .combine import combine
+from .combine import with_classics
 from .fit import Fitted, Part, _lo_span, fit_parts, make_part
 from .inputs import prepare, steps, to_units
 from .intervals import bands, floor_vol, level_key
@@ -51,10 +50,8 @@ def future_of(f: Fitted, p: Part, epochs: list[int]) -> dict:
     with torch_threads(cfg.threads):
         fc = to_units(predict_scaled(f.model, d.x), y, *_lo_span(p, f.target), cfg, o)[0]     # (S,)
     S = steps(cfg, f.model.outputs)
-    if f.weights:         # the classical members refitted on every row, weighted as in the evaluation
-        cl = classic_forecasts(y, n, cfg.season or 1, o, cfg.horizon)
-        members = {k: cl[k][:, S - 1] for k in CLASSIC[:3] if isinstance(cl[k], np.ndarray)}
-        fc = combine(f.weights, {"network": fc[None, :], **members})[0]
+    # the classical members refitted on every row, weighted as in the evaluation
+    fc = with_classics(f.weights, fc[None, :], y, n, cfg.season or 1, o, cfg.horizon, S)[0]
     vol = floor_vol(d.vol, f.vol_ref)                                                         # (1,)
     dates = _dates(p.series, f.freq, int(S.max()))
     out = []

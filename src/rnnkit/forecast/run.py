@@ -154,6 +154,8 @@ def write_run(run: Path, res: ForecastResult, scalers: list[Scaler]) -> None:
     f = res.extra.get("refitted") or res.extra["fitted"]        # the model fitted on every row, if any
     extra = {"intervals": {f"{k:g}": v.tolist() for k, v in f.quantiles.items()}, "vol_ref": f.vol_ref,
              "frequency": res.frequency}
+    if f.weights:                                  # --predict combines with the classics refitted on its rows
+        extra["combination"] = {k: [float(x) for x in w] for k, w in f.weights.items()}
     if res.future:
         extra["refit"] = {"rows": int(sum(len(p.series.values) for p in (res.parts or [res]))),
                           "epochs": f.model.epochs}

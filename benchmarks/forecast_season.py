@@ -101,13 +101,16 @@ def mase_of(fc: np.ndarray, y: np.ndarray, n: int, H: int, scale: float) -> tupl
     return per[-1], float(np.mean(per))
 
 
-def rnnkit_runs(name: str, dates, y, season: int, seeds: int) -> dict:
+BEFORE = {"anchor": "last", "combine": "off"}   # rnnkit 0.3's forecast: the network alone, changes from the last value
+
+
+def rnnkit_runs(name: str, dates, y, season: int, seeds: int, **opts) -> dict:
     s = Series(name, ["y"], y[:, None], dates.astype("datetime64[D]"), np.arange(1, len(y) + 1))
     runs = []
     for seed in range(seeds):
         t0 = time.perf_counter()
-        _, _, r = fit_forecast(ForecastConfig(seed=seed, horizon=season, level=[80.0, 95.0]), s, ["y"], "y",
-                               log=lambda m: None)
+        _, _, r = fit_forecast(ForecastConfig(seed=seed, horizon=season, level=[80.0, 95.0], **opts), s, ["y"],
+                               "y", log=lambda m: None)
         runs.append((r, time.perf_counter() - t0))
     r = runs[0][0]
     med = lambda f: statistics.median(f(x) for x, _ in runs)  # noqa: E731
@@ -139,33 +142,44 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--series", default=None, help="comma-separated names; none: all")
     ap.add_argument("--peers-python", default=None, help="an interpreter with statsforecast installed")
+    ap.add_argument("--before", action="store_true", help="also run rnnkit 0.3's forecast (--anchor last "
+                    "--combine off) for a before / after column")
     a = ap.parse_args()
     data = textbook()
     names = a.series.split(",") if a.series else list(data)
-    rows, wins, ratios, mase = [], [0, 0], [], {"rnnkit": [], "Comb": [], "network": []}
+    rows, wins, ratios, mase = [], {"rnnkit": [0, 0], "before": [0, 0]}, [], {"rnnkit": [], "Comb": [], "network": []}
+    if a.before:
+        mase["before"] = []
     for name in names:
         dates, y, m = data[name]
         r = rnnkit_runs(name, dates, y, m, a.seeds)
+        b = rnnkit_runs(name, dates, y, m, a.seeds, **BEFORE)["model"] if a.before else None
         p = peers(a.peers_python, y, r["n_train"], m) if a.peers_python else \
             {"ETS": r.get("ets"), "ARIMA": r.get("arima"), "Theta": r.get("theta"), "Comb": r.get("comb")}
         singles = {k: v for k, v in p.items() if k != "Comb" and v is not None}
         for i in (0, 1):
-            wins[i] += r["model"][i] <= min(v[i] for v in singles.values())
+            wins["rnnkit"][i] += r["model"][i] <= min(v[i] for v in singles.values())
+            wins["before"][i] += b is not None and b[i] <= min(v[i] for v in singles.values())
         ratios.append(r["model"][0] / p["Comb"][0])
-        for k, v in (("rnnkit", r["model"]), ("Comb", p["Comb"]), ("network", r["network"])):
-            mase[k].append(v)
+        for k, v in (("rnnkit", r["model"]), ("Comb", p["Comb"]), ("network", r["network"]), ("before", b)):
+            if k in mase:
+                mase[k].append(v)
         cells = " | ".join(f"{v[0]:.3f} / {v[1]:.3f}" if v else "n/a" for v in p.values())
-        rows.append(f"| {name} | {r['rows']} | {m} | {r['seasonal_naive'][0]:.3f} | {cells} | "
+        before = f"{b[0]:.3f} / {b[1]:.3f} | " if b else ""
+        rows.append(f"| {name} | {r['rows']} | {m} | {r['seasonal_naive'][0]:.3f} | {cells} | {before}"
                     f"{r['network'][0]:.3f} / {r['network'][1]:.3f} | **{r['model'][0]:.3f} / {r['model'][1]:.3f}** | "
                     f"{', '.join(f'{v:.1f}' for v in r['coverage'].values())} | {r['seconds']:.1f} |")
         print(rows[-1], flush=True)
     src = "statsforecast 2.x" if a.peers_python else "rnnkit's statsmodels yardsticks (no --peers-python)"
     print(f"\nMASE at step H / mean over 1..H; peers: {src}; rnnkit median of {a.seeds} seed(s)")
-    print("| series | rows | H | seasonal naive | " + " | ".join(p) + " | network alone | rnnkit | 80/95% coverage | s/run |")
-    print("|---" * (8 + len(p)) + "|")
+    print("| series | rows | H | seasonal naive | " + " | ".join(p) + (" | before (0.3)" if a.before else "")
+          + " | network alone | rnnkit | 80/95% coverage | s/run |")
+    print("|---" * (8 + len(p) + a.before) + "|")
     print("\n".join(rows))
     k = len(names)
-    print(f"\nrnnkit at or below the best single peer: step H {wins[0]} of {k}, mean over 1..H {wins[1]} of {k}")
+    for who in ("rnnkit", "before") if a.before else ("rnnkit",):
+        w = wins[who]
+        print(f"{who} at or below the best single peer: step H {w[0]} of {k}, mean over 1..H {w[1]} of {k}")
     print(f"rnnkit MASE / Comb MASE at step H, geometric mean: {float(np.exp(np.mean(np.log(ratios)))):.3f}")
     for k, v in mase.items():
         a = np.array(v)

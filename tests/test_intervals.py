@@ -28,6 +28,8 @@ def test_conformal_quantile_covers_exchangeable_errors(level):
 def test_too_few_calibration_windows_are_reported():
     q, note = calibrate(np.ones((5, 1)), np.ones(5), [95.0])
     assert q == {} and "5 calibration windows are too few for a 95% interval" in note
+    q, note = calibrate(np.ones((5, 1)), np.ones(5), [80.0, 95.0])     # the level that can be had stays
+    assert list(q) == [80.0] and "too few for a 95% interval" in note
     assert calibrate(np.ones((0, 1)), np.ones(0), [80.0])[1].startswith("no calibration windows")
 
 

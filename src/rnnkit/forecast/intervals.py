@@ -26,19 +26,21 @@ def floor_vol(vol: np.ndarray, ref: float) -> np.ndarray:
 
 def calibrate(errors: np.ndarray, vol: np.ndarray, levels: list[float]) -> tuple[dict, Optional[str]]:
     """errors (n, S) forecast - truth on the calibration windows, vol (n,) -> ({level: q (S,)}, None),
-    or ({}, reason) when there are too few windows for a level."""
+    or without the levels that too few windows cannot calibrate, and the reason (the 80% band of a
+    short series stays when its 95% one cannot be had)."""
     n = len(errors)
     if n == 0:
         return {}, "no calibration windows (--val-fraction 0)"
     scores = np.abs(errors) / vol[:, None]
-    qs = {}
+    qs, why = {}, None
     for level in levels:
         k = math.ceil((n + 1) * level / 100)
         if k > n:
             need = math.ceil(100 / (100 - level)) - 1
-            return {}, f"{n} calibration windows are too few for a {level:g}% interval (need {need})"
+            why = why or f"{n} calibration windows are too few for a {level:g}% interval (need {need})"
+            continue
         qs[level] = np.sort(scores, axis=0)[k - 1]          # (S,)
-    return qs, None
+    return qs, why
 
 
 def bands(pred: np.ndarray, vol: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import pytest
 
 from rnnkit.cli import main
 from rnnkit.core.config import ForecastConfig
-from rnnkit.forecast.combine import combine, tail_weights
+from rnnkit.forecast.combine import choose_weights, combine, cv_ratio, tail_weights
 from rnnkit.forecast.inputs import anchor_rows, choose_anchor
 
 QUICK = ["--epochs", "3", "--hidden", "8", "--ensemble", "1", "--level", "80"]
@@ -51,6 +51,23 @@ def test_tail_weights_favour_the_member_with_the_smaller_errors():
     fc = {"network": np.ones((2, 3)), "ets": np.zeros((2, 3))}
     np.testing.assert_allclose(combine(w, fc), np.broadcast_to(w["network"], (2, 3)))
     np.testing.assert_array_equal(combine(None, fc), fc["network"])
+
+
+def test_the_combination_must_pay_in_a_check_across_the_tail():
+    rng = np.random.default_rng(3)
+    # members with independent errors of the same size: their weighted mean halves the variance
+    equal = {k: rng.normal(0, 1, (60, 2)) for k in ("network", "ets", "arima", "theta")}
+    assert cv_ratio(equal) < 0.5
+    w, how = choose_weights(equal)
+    assert w is not None and "4-fold check" in how
+    # a network far ahead and classical members that share its errors plus noise: weights from a
+    # short tail cannot help, and the forecast stays the network's
+    net = rng.normal(0, 1, (40, 1))
+    ahead = {"network": net, **{k: net + rng.normal(0, 1.5, (40, 1)) for k in ("ets", "arima", "theta")}}
+    assert cv_ratio(ahead) >= 1
+    w, how = choose_weights(ahead)
+    assert w is None and how.startswith("the network alone (the combination")
+    assert choose_weights({"network": net, "ets": "the fit failed"})[0] is None
 
 
 def test_seasonal_arima_and_log_ets_track_a_multiplicative_season():

@@ -8,7 +8,11 @@ network never fits) gives every member's errors at each step h; the weights are
 
 so a member that is clearly worse at a step gets almost nothing there. The classical members are
 fitted on the training part only (classic.py), so the tail errors of both kinds come from the
-same rows. A member that could not be fitted is left out; without statsmodels (or with
+same rows. The combination must earn its place: in a 4-fold check over the tail windows (weights
+from three contiguous blocks, errors on the fourth) its squared error, summed over steps, must be
+below the network's alone; otherwise the forecast is the network's (on a series where the network
+is far ahead of the classics, such as one step ahead on sunspots, the weights from a short tail
+are noise that would cost it 10%). A member that could not be fitted is left out; without statsmodels (or with
 `--combine off`, a panel, or too few tail windows) the forecast is the network's alone.
 """
 from __future__ import annotations
@@ -19,17 +23,49 @@ import numpy as np
 
 MEMBERS = ("network", "ets", "arima", "theta")
 MIN_TAIL = 8           # fewer tail windows than this: the weights would be noise
+FOLDS = 4              # the blocks of the tail check
 
 
-def tail_weights(errors: dict) -> Optional[dict]:
+def tail_weights(errors: dict, min_tail: int = MIN_TAIL) -> Optional[dict]:
     """name -> (n, S) tail errors -> name -> (S,) weights summing to 1 over names at each step;
     None when there are too few windows or only the network."""
     errors = {k: v for k, v in errors.items() if isinstance(v, np.ndarray)}
-    if len(errors) < 2 or min(len(v) for v in errors.values()) < MIN_TAIL:
+    if len(errors) < 2 or min(len(v) for v in errors.values()) < min_tail:
         return None
     inv = {k: 1.0 / np.maximum(np.mean(v ** 2, axis=0), 1e-300) ** 2 for k, v in errors.items()}
     total = sum(inv.values())
     return {k: v / total for k, v in inv.items()}
+
+
+def cv_ratio(errors: dict, folds: int = FOLDS) -> float:
+    """Squared error of the combination over the network's alone, each tail block's combination
+    weighted from the other blocks: < 1 means the combination generalises across the tail."""
+    errors = {k: v for k, v in errors.items() if isinstance(v, np.ndarray)}
+    n = len(errors["network"])
+    comb = net = 0.0
+    for block in np.array_split(np.arange(n), folds):
+        rest = np.setdiff1d(np.arange(n), block)
+        w = tail_weights({k: v[rest] for k, v in errors.items()}, min_tail=1)
+        comb += float(np.sum(sum(w[k][None, :] * v[block] for k, v in errors.items()) ** 2))
+        net += float(np.sum(errors["network"][block] ** 2))
+    return comb / max(net, 1e-300)
+
+
+def choose_weights(errors: dict) -> tuple[Optional[dict], str]:
+    """The weights, or None (the network alone) when the tail check says the combination does
+    not pay; and a line for the log."""
+    n = len(errors["network"])
+    if sum(isinstance(v, np.ndarray) for v in errors.values()) < 2:
+        return None, "the network alone"
+    w = tail_weights(errors)
+    if w is None:
+        return None, f"the network alone ({n} tail windows are too few to weigh the classics, {MIN_TAIL} needed)"
+    r = cv_ratio(errors)
+    if r >= 1:
+        return None, (f"the network alone (the combination with the classical models did not pay on the last {n} "
+                      f"training windows: {r:.3f} of its squared error in a {FOLDS}-fold check)")
+    return w, (f"{describe(w)} (weights from the last {n} training windows, averaged over steps; "
+               f"{r:.3f} of the network's squared error in a {FOLDS}-fold check)")
 
 
 def combine(weights: Optional[dict], forecasts: dict, col: Optional[int] = None) -> np.ndarray:

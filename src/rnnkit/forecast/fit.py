@@ -20,7 +20,7 @@ from ..core.config import ForecastConfig, UsageError
 from ..core.update import torch_threads
 from .baselines import best_of, mase_scale, mean_metrics, metrics, simple_baselines, skill
 from .classic import CLASSIC, classic_forecasts
-from .combine import combine, describe, tail_weights
+from .combine import choose_weights, combine, describe
 from .inputs import Scaler, choose_anchor, prepare, split_point, steps, to_units, train_origins
 from .intervals import bands, calibrate, coverage, floor_vol, level_key
 from .model import Ensemble, fit_ensemble, predict_scaled
@@ -118,7 +118,7 @@ def fit_parts(cfg: ForecastConfig, parts: list[Part], feats: list[str], target: 
     cal = parts[0].calendar.shape[1] if parts[0].calendar is not None else 0
     with torch_threads(cfg.threads):
         model = fit_ensemble(cfg, x, y, xv, yv, len(feats), cal, log, epochs)
-        errors, vols, weights = [], [], None
+        errors, vols, weights, how = [], [], None, ""
         for p, xvp, _, ov, vv in va:
             if len(ov):
                 yu = p.series.column(target)
@@ -128,10 +128,10 @@ def fit_parts(cfg: ForecastConfig, parts: list[Part], feats: list[str], target: 
                     cl = classic_forecasts(yu, p.n_train, cfg.season or 1, ov, H)
                     members.update({k: cl[k][:, S - 1] for k in CLASSIC[:3] if isinstance(cl[k], np.ndarray)})
                 truth = yu[ov[:, None] + S[None, :]]
-                weights = tail_weights({k: v - truth for k, v in members.items()})
+                weights, how = choose_weights({k: v - truth for k, v in members.items()})
                 errors.append(combine(weights, members) - truth)
                 vols.append(vv)
-        log(f"forecast: {describe(weights)} (weights from the last {n_cal} training windows, averaged over steps)")
+        log(f"forecast: {how if errors else describe(None)}")
     vol_ref = float(np.median(np.concatenate([t[2] for t in tr]))) if len(y) else 1.0
     if errors:
         q, note = calibrate(np.concatenate(errors), floor_vol(np.concatenate(vols), vol_ref), cfg.level)

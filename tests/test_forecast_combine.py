@@ -94,27 +94,19 @@ def write(path: Path, y: np.ndarray) -> Path:
 def test_the_forecast_combines_the_network_with_the_classical_models(tmp_path, capsys):
     pytest.importorskip("statsmodels")
     f = write(tmp_path / "s.csv", seasonal(150))
-    assert main([str(a) for a in ["forecast", str(f), "--horizon", "6", "--json", "--no-future", "--out", tmp_path / "on", *QUICK]]) == 0
+    assert main([str(a) for a in ["forecast", str(f), "--horizon", "6", "--json", "--out", tmp_path / "on", *QUICK]]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     c = res["combination"]
     assert c["members"][0] == "network" and {"ets", "arima", "theta"} <= set(c["members"])
     np.testing.assert_allclose(np.sum([c["weights"][k] for k in c["members"]], axis=0), 1.0)
+    # the saved forecaster keeps its weights: --predict refits the classics on the rows it is
+    # given, so from the same last row it gives the future `rnnkit forecast` printed
+    assert main(["forecast", "--predict", str(tmp_path / "on"), str(f), "--json"]) == 0
+    pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    np.testing.assert_allclose(pred["forecasts"][-1]["steps"], [s["forecast"] for s in res["future"]["steps"]],
+                               rtol=1e-6)
     # --combine off: the model is the network alone, the same numbers as the combination's own record
     assert main([str(a) for a in ["forecast", str(f), "--horizon", "6", "--json", "--no-future", "--combine", "off", "--out", tmp_path / "off", *QUICK]]) == 0
     off = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert off["combination"] is None
     assert off["model"]["mase"] == pytest.approx(c["network"]["mase"], rel=1e-9)
-
-
-def test_predict_combines_like_the_future(tmp_path, capsys):
-    """The saved forecaster keeps its weights: --predict refits the classics on the rows it is
-    given, so from the same last row it gives the future `rnnkit forecast` printed."""
-    pytest.importorskip("statsmodels")
-    f = write(tmp_path / "s.csv", seasonal(150))
-    assert main([str(a) for a in ["forecast", str(f), "--horizon", "4", "--json", "--out", tmp_path / "r", *QUICK]]) == 0
-    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert res["combination"] is not None
-    assert main(["forecast", "--predict", str(tmp_path / "r"), str(f), "--json"]) == 0
-    pred = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    future = [s["forecast"] for s in res["future"]["steps"]]
-    np.testing.assert_allclose(pred["forecasts"][-1]["steps"], future, rtol=1e-6)

@@ -116,7 +116,8 @@ def rnnkit_runs(name: str, dates, y, season: int, seeds: int, **opts) -> dict:
     med = lambda f: statistics.median(f(x) for x, _ in runs)  # noqa: E731
     out = {"rows": len(y), "n_train": r.n_train, "seconds": statistics.median(t for _, t in runs),
            "model": (med(lambda x: x.model["mase"]), med(lambda x: x.mean_steps["model"]["mase"])),
-           "coverage": {k: med(lambda x: x.intervals[k]["coverage"]) for k in r.intervals},
+           "coverage": {k: None if r.intervals[k]["coverage"] is None else med(lambda x: x.intervals[k]["coverage"])
+                        for k in r.intervals},
            "network": (med(lambda x: (x.combination or {"network": x.model})["network"]["mase"]),
                        med(lambda x: (x.combination or {"network_mean_steps": x.mean_steps["model"]})
                            ["network_mean_steps"]["mase"]))}
@@ -168,7 +169,7 @@ def main() -> None:
         before = f"{b[0]:.3f} / {b[1]:.3f} | " if b else ""
         rows.append(f"| {name} | {r['rows']} | {m} | {r['seasonal_naive'][0]:.3f} | {cells} | {before}"
                     f"{r['network'][0]:.3f} / {r['network'][1]:.3f} | **{r['model'][0]:.3f} / {r['model'][1]:.3f}** | "
-                    f"{', '.join(f'{v:.1f}' for v in r['coverage'].values())} | {r['seconds']:.1f} |")
+                    f"{', '.join('n/a' if v is None else f'{v:.1f}' for v in r['coverage'].values())} | {r['seconds']:.1f} |")
         print(rows[-1], flush=True)
     src = "statsforecast 2.x" if a.peers_python else "rnnkit's statsmodels yardsticks (no --peers-python)"
     print(f"\nMASE at step H / mean over 1..H; peers: {src}; rnnkit median of {a.seeds} seed(s)")

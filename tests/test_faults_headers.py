@@ -18,6 +18,17 @@ def base(tmp_path_factory) -> Path:
     return trained_run(tmp_path_factory)
 
 
+@pytest.fixture(scope="module")
+def forecaster(tmp_path_factory) -> Path:
+    """One small forecast run (p.csv, fc/) that each header case copies and edits."""
+    from rnnkit.core.config import ForecastConfig
+    from rnnkit.forecast import run_forecast
+    d = tmp_path_factory.mktemp("forecaster")
+    (d / "p.csv").write_text(rows_csv())
+    run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0), str(d / "p.csv"), str(d / "fc"), log=lambda m: None)
+    return d
+
+
 # ---- 5. checkpoint headers edited and re-hashed ------------------------------------------------------
 
 def model_(**kw):
@@ -103,12 +114,9 @@ FORECASTER_HEADERS = [  # (id, meta edit, words): `forecast --predict` of a re-s
 
 
 @pytest.mark.parametrize("edit, words", [c[1:] for c in FORECASTER_HEADERS], ids=[c[0] for c in FORECASTER_HEADERS])
-def test_an_edited_forecaster_header_is_refused_before_building(cli, tmp_path, edit, words):
-    from rnnkit.core.config import ForecastConfig
-    from rnnkit.forecast import run_forecast
-    (tmp_path / "p.csv").write_text(rows_csv())
-    run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0), str(tmp_path / "p.csv"), str(tmp_path / "fc"),
-                 log=lambda m: None)
+def test_an_edited_forecaster_header_is_refused_before_building(cli, forecaster, tmp_path, edit, words):
+    shutil.copy(forecaster / "p.csv", tmp_path / "p.csv")
+    shutil.copytree(forecaster / "fc", tmp_path / "fc")
     model = tmp_path / "fc" / "forecast.safetensors"
     resign(model, model, edit)
     before = tree_digest(tmp_path)

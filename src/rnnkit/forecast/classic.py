@@ -17,6 +17,7 @@ state predicted for row o+1 is  y = d + Z T^(h-1) a + Z sum_j T^j c  (a time-inv
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -160,3 +161,37 @@ def classic_forecasts(y: np.ndarray, n_train: int, season: int, origins: np.ndar
     bad = [n for n in CLASSIC[:3] if isinstance(out[n], str)]
     out["comb"] = f"{bad[0]} is missing" if bad else (out["ets"] + out["arima"] + out["theta"]) / 3
     return out
+
+
+@dataclass
+class ClassicFit:
+    """The classical forecasts of y from every origin first .. len(y) - 2, parameters fitted on
+    y[:n_fit]: fitted once for the combination's tail windows and sliced again for the test part."""
+    y: np.ndarray
+    n_fit: int
+    season: int
+    first: int
+    forecasts: dict                  # classic_forecasts' name -> (M, H) or the reason
+
+    @classmethod
+    def from_origin(cls, y: np.ndarray, n_fit: int, season: int, first: int, horizon: int) -> "ClassicFit":
+        origins = np.arange(first, len(y) - 1)
+        return cls(y, n_fit, season, first, classic_forecasts(y, n_fit, season, origins, horizon))
+
+    def covers(self, y: np.ndarray, n_fit: int, origins: np.ndarray) -> bool:
+        """Whether these are the forecasts classic_forecasts(y, n_fit, season, origins) would give
+        (ARIMA's method depends on whether the first origin has a season behind it)."""
+        return (n_fit == self.n_fit and len(y) == len(self.y) and np.array_equal(y, self.y)
+                and self.first <= origins.min() and origins.max() <= len(y) - 2
+                and (self.first >= self.season - 1 or origins.min() < self.season - 1))
+
+    def at(self, origins: np.ndarray) -> dict:
+        return {k: v[origins - self.first] if isinstance(v, np.ndarray) else v for k, v in self.forecasts.items()}
+
+
+def forecasts_for(known: Optional[ClassicFit], y: np.ndarray, n_fit: int, season: int, origins: np.ndarray,
+                  horizon: int) -> dict:
+    """classic_forecasts(y, n_fit, season, origins, horizon), sliced from `known` when it holds them."""
+    if known is not None and known.covers(y, n_fit, origins):
+        return known.at(origins)
+    return classic_forecasts(y, n_fit, season, origins, horizon)

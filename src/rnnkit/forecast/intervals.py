@@ -25,13 +25,21 @@ def floor_vol(vol: np.ndarray, ref: float) -> np.ndarray:
 
 
 def calibrate(errors: np.ndarray, vol: np.ndarray, levels: list[float]) -> tuple[dict, Optional[str]]:
-    """errors (n, S) forecast - truth on the calibration windows, vol (n,) -> ({level: q (S,)}, None),
-    or without the levels that too few windows cannot calibrate, and the reason (the 80% band of a
-    short series stays when its 95% one cannot be had)."""
-    n = len(errors)
+    """errors (n, S) forecast - truth on the calibration windows, vol (n,) -> quantiles(scores)."""
+    return quantiles(scores(errors, vol), levels)
+
+
+def scores(errors: np.ndarray, vol: np.ndarray) -> np.ndarray:
+    """(n, S) errors, (n,) window volatilities -> (n, S) conformal scores |error| / vol."""
+    return np.abs(errors) / vol[:, None]
+
+
+def quantiles(scores: np.ndarray, levels: list[float]) -> tuple[dict, Optional[str]]:
+    """(n, S) scores -> ({level: q (S,)}, None), or without the levels that too few windows cannot
+    calibrate, and the reason (the 80% band of a short series stays when its 95% one cannot be had)."""
+    n = len(scores)
     if n == 0:
         return {}, "no calibration windows (--val-fraction 0)"
-    scores = np.abs(errors) / vol[:, None]
     qs, why = {}, None
     for level in levels:
         k = math.ceil((n + 1) * level / 100)

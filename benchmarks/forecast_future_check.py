@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -72,6 +71,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="series run at once (each on one thread)")
     a = ap.parse_args()
+    from _bench import machine
     from forecast_season import textbook
     data = textbook()
     names = a.series.split(",") if a.series else list(data)
@@ -80,7 +80,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.jobs) as pool:
         results = list(pool.map(check_cut, tasks))
-    print(f"CPU: {platform.processor() or platform.machine()}; {len(tasks)} runs in {time.perf_counter() - t0:.0f} s")
+    print(f"{machine()}; {len(tasks)} runs in {time.perf_counter() - t0:.0f} s ({a.jobs} at once)")
     rng = np.random.default_rng(0)
     print("| series | cuts x H rows | calibration windows | 80% coverage | 95% coverage |\n|---|---|---|---|---|")
     per = {k: [] for k in LEVELS}

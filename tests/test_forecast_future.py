@@ -121,3 +121,34 @@ def test_theta_matches_statsmodels_and_comb_is_the_mean():
     np.testing.assert_allclose(f, np.asarray(ThetaModel(y[:80], period=12).fit().forecast(6)), rtol=1e-9)
     out = classic_forecasts(y, 80, 12, np.arange(79, 110), 3)
     np.testing.assert_allclose(out["comb"], (out["ets"] + out["arima"] + out["theta"]) / 3)
+
+
+def test_the_future_bands_are_calibrated_on_the_tail_and_the_test_part():
+    """The future follows the test part: its bands come from every out-of-sample error the
+    evaluation saw (the training tail's windows and the test part's rows), not the tail alone."""
+    from rnnkit.core.config import ForecastConfig
+    from rnnkit.forecast import fit_forecast
+    from rnnkit.forecast.future import add_future
+    from rnnkit.forecast.intervals import quantiles
+    from rnnkit.forecast.series import Series
+    n, t = 120, np.arange(120)
+    y = 100 + 10 * np.sin(2 * np.pi * t / 12) + np.random.default_rng(3).normal(0, 1, n) * np.where(t >= 84, 3, 1)
+    dates = (np.datetime64("2010-01", "M") + t).astype("datetime64[D]")
+    s = Series("s", ["y"], y[:, None], dates, np.arange(1, n + 1))
+    cfg = ForecastConfig(horizon=2, level=[80.0, 95.0], epochs=2, hidden=4, ensemble=1, classic="off")
+    logs: list[str] = []
+    _, _, res = fit_forecast(cfg, s, ["y"], "y", log=logs.append)
+    add_future(res, [s], log=logs.append)
+    fitted, again, test = res.extra["fitted"], res.extra["refitted"], res.extra["test_scores"]
+    assert test.shape == (n - res.n_train, 2) and len(again.scores) == len(fitted.scores) + len(test)
+    want = quantiles(np.concatenate([fitted.scores, test]), [80.0, 95.0])[0]
+    for level in (80.0, 95.0):
+        np.testing.assert_allclose(again.quantiles[level], want[level])
+    assert not np.allclose(again.quantiles[80.0], fitted.quantiles[80.0])
+    # the tail's windows are too few for a 95% band; with the test part's rows the future has one
+    assert len(fitted.scores) < 19 and 95.0 not in fitted.quantiles and res.intervals["95"]["coverage"] is None
+    step = res.future["steps"][1]
+    half = (step["upper_95"] - step["lower_95"]) / (step["upper_80"] - step["lower_80"])
+    assert half == pytest.approx(want[95.0][1] / want[80.0][1])
+    assert f"future intervals: calibrated on {len(again.scores)} out-of-sample windows" in "\n".join(logs)
+    assert res.future["calibration_windows"] == len(again.scores)

@@ -166,6 +166,7 @@ class Scored:
     mean_steps: dict = field(default_factory=dict)  # name -> errors averaged over steps 1..H
     mase_scale: Optional[float] = None               # the seasonal naive's in-sample MAE
     combination: Optional[dict] = None               # weights, and the network's own errors
+    scores: Optional[np.ndarray] = None              # (rows, S) conformal scores at every step
 
 
 def _step(truth, pred, base: dict, scale, cfg: ForecastConfig) -> tuple[dict, dict]:
@@ -191,13 +192,14 @@ def score_part(f: Fitted, p: Part, rows: np.ndarray, classic_n_train: Optional[i
     classic = {} if cfg.classic == "off" else forecasts_for(f.classic, y, n_fit, cfg.season or 1, origins, H)
     scale = mase_scale(y[:n_fit], cfg.season or 1)
     truth = y[rows]
-    horizons, head, steps_m, steps_t, network = [], None, [], [], []
+    horizons, head, steps_m, steps_t, network, test_scores = [], None, [], [], [], []
     for j, h in enumerate(S):
         idx = rows - h - origins[0]
         base = simple_baselines(y, rows, int(h), cfg.season or 1)
         for name, fc in classic.items():
             base[name] = fc[idx, h - 1] if isinstance(fc, np.ndarray) else fc
         pred = combine(f.weights, {"network": units[idx, j], **base}, j)
+        test_scores.append(np.abs(pred - truth) / floor_vol(d.vol[idx], f.vol_ref))
         network.append(metrics(truth, units[idx, j], scale))
         m, table = _step(truth, pred, base, scale, cfg)
         horizons.append({"step": int(h), "model": m, "naive": table["naive"],
@@ -217,7 +219,7 @@ def score_part(f: Fitted, p: Part, rows: np.ndarray, classic_n_train: Optional[i
         "members": list(f.weights), "weights": {k: [float(x) for x in w] for k, w in f.weights.items()},
         "network": network[-1], "network_mean_steps": mean_metrics(network)}
     return Scored(rows, truth, pred, naive, m, table["naive"], skill(m["rmse"], table["naive"]["rmse"]),
-                  table, best_of(table), horizons, ivs, bnd, mean, scale, comb)
+                  table, best_of(table), horizons, ivs, bnd, mean, scale, comb, np.stack(test_scores, axis=1))
 
 
 def _intervals(f: Fitted, truth: np.ndarray, pred: np.ndarray, vol: np.ndarray) -> tuple[dict, dict]:

@@ -64,7 +64,7 @@ def fit_forecast(cfg: ForecastConfig, series: Series, feats: list[str], target: 
     fitted = fit_parts(cfg, [part], feats, target, log, freq)
     sc = score_part(fitted, part, np.arange(n_train, n))
     res = _result(sc, series, feats, target, n_train, t0, fitted.cfg, freq)
-    res.extra.update(fitted=fitted, part=part)
+    res.extra.update(fitted=fitted, part=part, test_scores=sc.scores)
     return fitted.model, part.scaler, res
 
 
@@ -79,8 +79,8 @@ def fit_panel(cfg: ForecastConfig, panel: list[Series], feats: list[str], target
     log(f"{len(panel)} series; {sum(len(s.values) for s in panel)} rows in all")
     fitted = fit_parts(cfg, parts, feats, target, log, freq)
     cfg = fitted.cfg                              # --anchor auto resolved on the training rows
-    results = [_result(score_part(fitted, p, np.arange(p.n_train, len(p.series.values))), p.series, feats,
-                       target, p.n_train, t0, cfg, freq) for p in parts]
+    scored = [score_part(fitted, p, np.arange(p.n_train, len(p.series.values))) for p in parts]
+    results = [_result(sc, p.series, feats, target, p.n_train, t0, cfg, freq) for sc, p in zip(scored, parts)]
     truth = np.concatenate([r.truth for r in results])
     pred = np.concatenate([r.pred for r in results])
     naive = np.concatenate([r.naive for r in results])
@@ -95,7 +95,8 @@ def fit_panel(cfg: ForecastConfig, panel: list[Series], feats: list[str], target
         lo = np.concatenate([r.bands[key][0] for r in results])
         hi = np.concatenate([r.bands[key][1] for r in results])
         res.intervals[key] = {"nominal": float(key), **coverage(truth, lo, hi)}
-    res.extra.update(fitted=fitted, scalers=[p.scaler for p in parts])
+    res.extra.update(fitted=fitted, scalers=[p.scaler for p in parts],
+                     test_scores=np.concatenate([sc.scores for sc in scored]))
     return res
 
 

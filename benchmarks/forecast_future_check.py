@@ -28,13 +28,14 @@ from rnnkit.forecast.future import add_future
 from rnnkit.forecast.series import Series
 
 LEVELS = (80.0, 95.0)
+QUICK = {"epochs": 3, "ensemble": 1, "hidden": 8}     # --quick: checks that the script works, not the numbers
 
 
 def check_cut(args: tuple) -> dict:
     """One cut: the future's bands from rows [0, cut) against rows cut .. cut + H - 1."""
-    name, dates, y, season, cut, seed = args
+    name, dates, y, season, cut, seed, quick = args
     s = Series(name, ["y"], y[:cut, None], dates[:cut].astype("datetime64[D]"), np.arange(1, cut + 1))
-    cfg = ForecastConfig(seed=seed, horizon=season, level=list(LEVELS))
+    cfg = ForecastConfig(seed=seed, horizon=season, level=list(LEVELS), **(QUICK if quick else {}))
     _, _, res = fit_forecast(cfg, s, ["y"], "y", log=lambda m: None)
     add_future(res, [s], log=lambda m: None)
     steps = res.future["steps"]
@@ -70,12 +71,13 @@ def main() -> None:
     ap.add_argument("--series", default=None, help="comma-separated names; none: all")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="series run at once (each on one thread)")
+    ap.add_argument("--quick", action="store_true", help="a tiny network (a smoke test, not the figures)")
     a = ap.parse_args()
     from _bench import machine
     from forecast_season import textbook
     data = textbook()
     names = a.series.split(",") if a.series else list(data)
-    tasks = [(n, data[n][0], data[n][1], data[n][2], len(data[n][1]) - k * data[n][2], a.seed)
+    tasks = [(n, data[n][0], data[n][1], data[n][2], len(data[n][1]) - k * data[n][2], a.seed, a.quick)
              for n in names for k in range(a.cuts, 0, -1)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(a.jobs) as pool:

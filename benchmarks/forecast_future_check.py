@@ -41,8 +41,7 @@ def check_cut(args: tuple) -> dict:
     steps = res.future["steps"]
     truth = y[cut:cut + season]
     out = {"name": name, "cut": cut, "rows": len(truth),
-           "n_cal": len(res.extra["refitted"].scores if res.extra["refitted"].scores is not None
-                        else res.extra["fitted"].scores)}
+           "n_cal": res.future["calibration_windows"] or 0}
     for level in LEVELS:
         k = f"{level:g}"
         if f"lower_{k}" not in steps[0]:

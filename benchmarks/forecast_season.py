@@ -27,6 +27,7 @@ import os
 import statistics
 import subprocess
 import time
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -133,7 +134,7 @@ def peers(python: str, y: np.ndarray, n: int, season: int, cache: Optional[str] 
     """statsforecast's MASEs (and Comb's) for one series; with `cache`, a JSON file of earlier
     answers keyed by the series, its length and the split (the peers do not change between runs)."""
     key = f"{name}|{len(y)}|{n}|{season}|{float(np.sum(y)):.6g}"
-    known = json.load(open(cache)) if cache and os.path.exists(cache) else {}
+    known = json.loads(Path(cache).read_text()) if cache and os.path.exists(cache) else {}
     if key in known:
         return {k: tuple(v) for k, v in known[key].items()}
     done = subprocess.run([python, "-c", PEER_SCRIPT], capture_output=True, text=True, timeout=3600,
@@ -146,8 +147,7 @@ def peers(python: str, y: np.ndarray, n: int, season: int, cache: Optional[str] 
     out = {k: mase_of(v, y, n, season, scale) for k, v in fc.items()}
     if cache:
         known[key] = out
-        with open(cache, "w") as fh:
-            json.dump(known, fh, indent=1)
+        Path(cache).write_text(json.dumps(known, indent=1))
     return out
 
 

@@ -137,8 +137,11 @@ def fit_parts(cfg: ForecastConfig, parts: list[Part], feats: list[str], target: 
                 vols.append(vv)
         log(f"forecast: {how}")
     vol_ref = float(np.median(np.concatenate([t[2] for t in tr]))) if len(y) else 1.0
-    cal_scores = scores(np.concatenate(errors), floor_vol(np.concatenate(vols), vol_ref)) if errors else None
-    q, note = quantiles(cal_scores, cfg.level) if errors else ({}, "no calibration windows (--val-fraction 0)")
+    if errors:
+        cal_scores = scores(np.concatenate(errors), floor_vol(np.concatenate(vols), vol_ref))
+        q, note = quantiles(cal_scores, cfg.level)
+    else:
+        cal_scores, q, note = None, {}, "no calibration windows (--val-fraction 0)"
     return Fitted(model, cfg, feats, target, q, note, vol_ref, freq, weights, classic, cal_scores)
 
 

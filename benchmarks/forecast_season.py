@@ -104,7 +104,8 @@ def mase_of(fc: np.ndarray, y: np.ndarray, n: int, H: int, scale: float) -> tupl
     return per[-1], float(np.mean(per))
 
 
-BEFORE = {"anchor": "last", "combine": "off"}   # rnnkit 0.3's forecast: the network alone, changes from the last value
+BEFORE = {"anchor": "last", "combine": "off", "epochs": 30, "patience": 0}   # rnnkit 0.3's forecast: the
+# network alone, changes from the last value, 30 epochs
 
 
 def rnnkit_runs(name: str, dates, y, season: int, seeds: int, **opts) -> dict:

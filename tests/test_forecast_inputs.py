@@ -62,3 +62,33 @@ def test_diff_inputs_refuse_a_level_target_and_a_window_of_one():
     with pytest.raises(UsageError, match="inputs='diff' needs window >= 2"):
         ForecastConfig(window=1).validate()
     ForecastConfig(target_mode="level", inputs="level", window=1).validate()
+
+
+def test_patience_stops_a_member_and_keeps_its_best_epoch():
+    """--patience P: training stops P epochs after the tail's lowest error, and the member kept is
+    exactly the one trained for that many epochs; --patience 0 trains every epoch."""
+    import dataclasses
+
+    import torch
+
+    from rnnkit.forecast.model import new_member, scales, train_member
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.normal(size=(96, 8, 1)), dtype=torch.float32)
+    y = rng.normal(size=(96, 2))                           # noise: the tail's best comes early
+    cfg = ForecastConfig(season=1, window=8, horizon=2, hidden=8, epochs=60, patience=4, batch=16, seed=0)
+    ins, outs = scales(x, y, 1, cfg)
+    yt = torch.tensor(y, dtype=torch.float32)
+    lines = []
+
+    def train(c):
+        m = new_member(c, 1, 0, 0, ins, outs)
+        return m, train_member(m, x[:72], yt[:72], x[72:], yt[72:], c, 0, lines.append)
+
+    stopped, history = train(cfg)
+    assert len(history) == stopped.kept_epoch + 4 < 60
+    assert any("stopped, no better on the tail for 4 epochs" in s for s in lines)
+    again, _ = train(dataclasses.replace(cfg, epochs=stopped.kept_epoch, patience=0, val_fraction=0.2))
+    for a, b in zip(stopped.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    _, every = train(dataclasses.replace(cfg, patience=0))
+    assert len(every) == 60

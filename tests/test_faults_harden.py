@@ -54,9 +54,10 @@ NAMES = [
 ]
 
 
-@pytest.fixture
-def names(tmp_path, base) -> Path:
-    w = tmp_path / "w"
+@pytest.fixture(scope="module")
+def names_ws(tmp_path_factory, base) -> Path:
+    """The workspace every case starts from, built once (its forecast run takes seconds)."""
+    w = tmp_path_factory.mktemp("names") / "w"
     w.mkdir()
     text = make_text()
     for name in (f"{BAD}.txt", "text.txt"):
@@ -69,6 +70,14 @@ def names(tmp_path, base) -> Path:
     from rnnkit.core.config import ForecastConfig
     from rnnkit.forecast import run_forecast
     run_forecast(ForecastConfig(epochs=1, hidden=4, seed=0, combine="off"), str(w / "good.csv"), str(w / "fc0"), log=lambda m: None)
+    return w
+
+
+@pytest.fixture
+def names(tmp_path, names_ws) -> Path:
+    """A fresh copy of the workspace: each case writes into its own."""
+    w = tmp_path / "w"
+    shutil.copytree(names_ws, w)
     return w
 
 

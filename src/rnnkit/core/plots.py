@@ -1,19 +1,24 @@
-"""Pictures: the learning curves of a run (curves.png). Rendered off-screen with matplotlib."""
+"""Pictures: the learning curves of a run (curves.png). Rendered off-screen with matplotlib,
+imported when the first picture is drawn: pyplot takes about a second to import, which commands
+that draw nothing (sample, eval, serve) should not pay."""
 from __future__ import annotations
 
 import io
 import warnings
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from .config import shown  # noqa: E402
-from .fileio import warn as warn_stderr  # noqa: E402
+from .config import shown
+from .fileio import warn as warn_stderr
 from .fileio import write_atomic
-from .runlog import curves, read_metrics_checked, skipped_note  # noqa: E402
+from .runlog import curves, read_metrics_checked, skipped_note
+
+
+def pyplot():
+    """matplotlib.pyplot on the off-screen Agg backend."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def save(fig, png: Path) -> None:
@@ -24,7 +29,7 @@ def save(fig, png: Path) -> None:
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.tight_layout()
         fig.savefig(buf, format="png")
-    plt.close(fig)
+    pyplot().close(fig)
     write_atomic(png, buf.getvalue(), "picture")
 
 
@@ -35,7 +40,7 @@ def plot_curves(metrics: Path, png: Path, warn=None, unit: str = "character") ->
     if bad:
         (warn or warn_stderr)(skipped_note(metrics, bad))
     train, val = curves(recs)
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    fig, ax = pyplot().subplots(figsize=(7, 4), dpi=110)
     if train:
         ax.plot(*zip(*train), label="train", lw=1, alpha=0.8)
     if val:
@@ -58,7 +63,7 @@ def plot_forecast(png: Path, x, truth, n_train: int, rows, pred, naive, title: s
     steps after the last row, drawn after the history on both panels."""
     bands = bands or {}
     multi = horizons is not None and len(horizons) > 1
-    fig, axes = plt.subplots(3 if multi else 2, 1, figsize=(9, 9 if multi else 6.5), dpi=110,
+    fig, axes = pyplot().subplots(3 if multi else 2, 1, figsize=(9, 9 if multi else 6.5), dpi=110,
                              height_ratios=(3, 2, 2) if multi else (3, 2))
     ax, zoom = axes[0], axes[1]
     shades = sorted(bands, key=float, reverse=True)          # widest first, drawn lightest

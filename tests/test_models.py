@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rnnkit import ModelConfig, SequenceModel, SoftmaxOnly, UsageError, summary
-from rnnkit.core.models import count_params, detach_state
+from rnnkit.core.models import count_params, detach_state, shapes_only
 
 V = 11
 
@@ -148,3 +148,26 @@ def test_summary_of_the_lecture_model():
     s = SoftmaxOnly(ModelConfig(vocab_size=5))
     rows, total = summary_rows(summary(s, 1, 6))
     assert total == count_params(s) == 30
+
+
+@pytest.mark.parametrize("init", ["torch", "scaled"])
+def test_shapes_only_builds_the_same_shapes_on_the_meta_device(init):
+    cfg = ModelConfig(vocab_size=V, cell="lstm", layers=2, hidden=7, embed=5, init=init)
+    with shapes_only():
+        probe = SequenceModel(cfg)
+    real = SequenceModel(cfg)
+    assert {k: v.shape for k, v in probe.state_dict().items()} == {k: v.shape for k, v in real.state_dict().items()}
+    assert {v.device.type for v in probe.state_dict().values()} == {"meta"}
+    assert real.embedding.weight.std() > 0.5                   # outside the context, init draws as before
+
+
+def test_checking_a_checkpoint_does_not_import_the_compiler(tmp_path):
+    """A meta-device normal_ imports torch._dynamo (about 2 s): the checkpoint's size check, which
+    every sample / eval / serve runs, must not pay it."""
+    import subprocess
+    import sys
+    code = ("import sys; from rnnkit.core.models import shapes_only, SequenceModel; from rnnkit import ModelConfig\n"
+            "with shapes_only(): SequenceModel(ModelConfig(vocab_size=9, hidden=4, embed=3))\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

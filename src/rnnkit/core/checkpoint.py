@@ -26,7 +26,7 @@ from safetensors.torch import save as st_save
 
 from .config import Config, ModelConfig, RnnkitError, UsageError
 from .fileio import check_regular_file, fsync_dir, tmp_name, write_synced
-from .models import SequenceModel, check_memory
+from .models import SequenceModel, check_memory, shapes_only
 from .vocab import Vocab, check_symbols
 
 SCHEMA = 1
@@ -322,7 +322,7 @@ def check_charlm_sizes(tensors: dict[str, torch.Tensor], meta: dict, source: Pat
     SequenceModel would allocate it. A model beyond the machine's memory is refused too."""
     try:
         cfg = ModelConfig.from_record(meta["model"], where=f"{source} model config")
-        with torch.device("meta"):
+        with shapes_only():
             probe = SequenceModel(cfg)
     except (UsageError, KeyError, TypeError) as e:
         raise CheckpointError(f"{source}: inconsistent checkpoint ({e})")

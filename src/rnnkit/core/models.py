@@ -7,6 +7,7 @@ own input symbol.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Optional, Union
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.overrides import TorchFunctionMode
 
 from . import config as _config
 from . import regularize
@@ -172,6 +174,24 @@ def summary(model: nn.Module, batch: int, seq_len: int) -> str:
 
 
 # ---- memory a model needs, before it is built (issue 14) ----
+
+class _NoNormalInit(TorchFunctionMode):
+    """Leaves tensors as they are where an initialiser would draw from a normal distribution."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in (nn.init.normal_, torch.Tensor.normal_):
+            return args[0] if args else (kwargs or {})["tensor"]
+        return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Build modules on the meta device, for their shapes: nothing is allocated. Normal draws are
+    skipped: on a meta tensor `normal_` imports torch._dynamo on first use, about 2 s that every
+    `rnnkit sample`, `eval` or `serve` paid to check a checkpoint (nn.Embedding's initialiser)."""
+    with torch.device("meta"), _NoNormalInit():
+        yield
+
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}   # weight blocks per layer: PyTorch's fused kernels' layout
 FLOAT = 4                                 # bytes: parameters, gradients and Adam moments are fp32

@@ -22,6 +22,7 @@ import torch
 
 from ..core.checkpoint import CheckpointError, Loaded, load_checkpoint, save_checkpoint, validate_forecast_meta
 from ..core.config import ForecastConfig, UsageError, shown
+from ..core.models import shapes_only
 from .combine import MEMBERS, with_classics
 from .inputs import Scaler, prepare, steps, to_units
 from .intervals import bands, floor_vol
@@ -65,7 +66,7 @@ def check_shapes(cfg: ForecastConfig, n: int, cal: int, outputs: int, state: dic
     members = {int(key.split(".")[1]) for key in state if key.startswith("members.")}
     if members and max(members) >= len(state):      # an edited name: no member without weights
         raise ValueError(f"ensemble member {max(members)} named, {len(state)} weights present")
-    with torch.device("meta"):
+    with shapes_only():
         probe = Forecaster(cfg, n, cal, outputs) if not members else \
             Ensemble([Forecaster(cfg, n, cal, outputs) for _ in range(1 + max(members))])
     want = {k: tuple(v.shape) for k, v in probe.state_dict().items() if members or "scale" not in k}

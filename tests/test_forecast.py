@@ -110,6 +110,9 @@ def test_constant_column(capsys, tmp_path):
     v[:, 3] = 1234.0
     msg = refused(capsys, "forecast", str(write_csv(tmp_path / "c.csv", v)))
     assert "column 'Volume' is constant (1234)" in msg
+    v[:, 4] = 55.0                       # the target (Close) constant too: the line says what it means
+    msg = refused(capsys, "forecast", str(write_csv(tmp_path / "c2.csv", v)), "--features", "Open,Close")
+    assert "column 'Close' is constant (55)" in msg and "its forecast is 55" in msg
 
 
 def test_constant_only_in_test_part_is_fine_but_in_train_part_is_refused(tmp_path):

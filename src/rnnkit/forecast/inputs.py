@@ -35,7 +35,8 @@ class Scaler:
         for c, a, b in zip(columns, lo, hi):
             if a == b:
                 raise UsageError(f"{where}: column {c!r} is constant ({a:g}) over the {len(values)} "
-                                 "training rows, so it cannot be scaled; leave it out of --features")
+                                 "training rows, so it cannot be scaled; leave it out of --features (as the "
+                                 f"target there is nothing to learn: its forecast is {a:g})")
         return cls(columns, lo, hi)
 
     def transform(self, values: np.ndarray) -> np.ndarray:

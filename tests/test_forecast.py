@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.core.config import ForecastConfig
+from rnnkit.core.config import ForecastConfig, UsageError
 from rnnkit.forecast import fit_forecast, load_forecaster, metrics, naive_forecast, predict_file, run_forecast
 from rnnkit.forecast.demo_series import builtin_series, load_series
 from rnnkit.labs import LabOptions, run_lab
@@ -153,6 +153,22 @@ def test_newest_first_dates_are_flipped_and_columns_option(tmp_path):
     s, feats, tgt = load_series(str(path), columns="o,h,l,vol,close", reverse=True)
     assert tgt == "close" and feats == ["o", "h", "l", "vol", "close"]
     np.testing.assert_allclose(s.column("close"), v[:, 4], atol=1e-6)
+
+
+def test_a_column_of_iso_dates_is_the_dates_whatever_its_name(tmp_path):
+    # the classic monthly file: Month,#Passengers with 1949-01 (no column named date)
+    rows = "".join(f"{1949 + i // 12}-{i % 12 + 1:02d},{100 + i % 12}\n" for i in range(36))
+    (tmp_path / "air.csv").write_text("Month,#Passengers\n" + rows)
+    s, feats, tgt = load_series(str(tmp_path / "air.csv"))
+    assert tgt == "#Passengers" and feats == ["#Passengers"]
+    assert s.dates[0] == np.datetime64("1949-01") and s.dates[-1] == np.datetime64("1951-12")
+    # numbers (a year alone) and other words stay columns
+    (tmp_path / "years.csv").write_text("year,sales\n" + "".join(f"{1990 + i},{i}\n" for i in range(20)))
+    s, feats, _ = load_series(str(tmp_path / "years.csv"))
+    assert s.dates is None and feats == ["year", "sales"]
+    (tmp_path / "ids.csv").write_text("code,sales\n" + "".join(f"A{i},{i}\n" for i in range(20)))
+    with pytest.raises(UsageError, match=r"line 2 column 1 \(code\): not a number \('A0'\)"):
+        load_series(str(tmp_path / "ids.csv"))
 
 
 def test_comment_header_of_the_lecture_file():

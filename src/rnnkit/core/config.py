@@ -178,7 +178,8 @@ class ForecastConfig(Config):
     target: str | None = opt(None, "column to forecast; none: the column named close, else the last")
     features: str | None = opt(None, "comma-separated input columns; none: every numeric column")
     columns: str | None = opt(None, "comma-separated names for the columns of a file without a header")
-    date_column: str | None = opt(None, "column of dates; none: a column named date, time, datetime or timestamp")
+    date_column: str | None = opt(None, "column of dates; none: a column named date, time, datetime, "
+                                      "timestamp or day, else the first whose first cell is an ISO date")
     date_format: str | None = opt(None, "strptime format of the dates, e.g. %%d/%%m/%%Y; none: ISO dates")
     reverse: bool = opt(False, "the file lists the newest row first and has no dates (as the lecture's)")
     fill: str | None = opt(None, "missing values: ffill, interpolate or drop; none: refuse them",

@@ -87,7 +87,7 @@ def load_series(path: Optional[str], target: Optional[str] = None, features: Opt
             raise UsageError("--reverse applies to a CSV file; the built-in series is oldest first")
     else:
         table = read_table(path, columns)
-        dcol = date_column(table.header, date_col, path)
+        dcol = date_column(table.header, date_col, path, table.rows[0][1])
         feats, tgt = pick_columns(table.header, target, features, dcol, path)
         s = table_series(table, feats + ([tgt] if tgt not in feats else []), dcol, reverse, fill, date_format)
     used = feats + ([tgt] if tgt not in feats else [])
@@ -101,7 +101,7 @@ def load_panel(path: str, id_col: str, target: Optional[str] = None, features: O
     in the order the ids first appear."""
     table = read_table(path, columns)
     icol = resolve(id_col, table.header, "--id-column", path)
-    dcol = date_column(table.header, date_col, path)
+    dcol = date_column(table.header, date_col, path, table.rows[0][1])
     feats, tgt = pick_columns(table.header, target, features, dcol, path, icol)
     used = feats + ([tgt] if tgt not in feats else [])
     j = table.header.index(icol)

@@ -3,7 +3,8 @@
 A CSV file has a header row, or a `# A,B,C` comment line naming its columns (the lecture's
 stock_daily.csv), or `--columns A,B,C`. Fields are split on `,`, `;` or tabs (whichever the first
 line uses most). Lines starting with `#` and blank lines are skipped. An optional date column
-(named date/time/timestamp/datetime, or `--date-column`; ISO dates, or `--date-format`) orders the
+(named date/time/timestamp/datetime/day, else the first column whose first cell is an ISO date such
+as 1949-01, or `--date-column`; ISO dates, or `--date-format`) orders the
 rows: newest-first files are flipped. Without dates, `--reverse` says the file is newest-first.
 Missing values (empty, nan, NA, null) are refused with their count unless `--fill` says how to
 fill them (fill.py). Built-in series and the loaders that pick a file or one of them: demo_series.py.
@@ -161,11 +162,27 @@ def resolve(name: str, columns: list[str], flag: str, where: str) -> str:
     raise UsageError(f"{where}: unknown column {name!r} for {flag}; columns: {', '.join(columns)}")
 
 
-def date_column(header: list[str], given: Optional[str], where: str) -> Optional[str]:
+def date_column(header: list[str], given: Optional[str], where: str,
+                first: Optional[list[str]] = None) -> Optional[str]:
+    """--date-column; else a column named like one (DATE_NAMES); else the first column whose cell
+    in the first data row (`first`) is an ISO date, whatever its name (`Month,Passengers` with
+    1949-01: the classic monthly file)."""
     if given:
         return resolve(given, header, "--date-column", where)
     found = [c for c in header if c.lower() in DATE_NAMES]
-    return found[0] if found else None
+    if found:
+        return found[0]
+    return next((c for c, text in zip(header, first or []) if _iso_date(text)), None)
+
+
+def _iso_date(text: str) -> bool:
+    """A cell numpy reads as a date and that is not a number (a year alone is a number)."""
+    if _is_number(text) or text.strip().lower() in ("", "nat", "today", "now"):
+        return False
+    try:
+        return not np.isnat(np.datetime64(text))
+    except ValueError:
+        return False
 
 
 def _cell(path: str, line: int, col: int, name: str, text: str) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.forecast.seasons import calendar_features, default_window, infer_frequency
+from rnnkit.forecast.seasons import calendar_features, default_window, infer_frequency, read_date
 
 
 def days(start: str, n: int, step: int = 1) -> np.ndarray:
@@ -55,3 +55,30 @@ def test_calendar_features_repeat_with_the_season():
     assert cal.shape == (48, 2)
     np.testing.assert_allclose(cal[:12], cal[12:24], atol=1e-12)    # same month, same features
     assert not np.allclose(cal[0], cal[6])
+
+
+@pytest.mark.parametrize("text, want", [
+    ("1949-01", "1949-01"), ("2017-01-31", "2017-01-31"), ("2020-01-02 09:30", "2020-01-02T09:30"),
+    ("1981 Q1", "1981-01"), ("1981Q4", "1981-10"), ("1981-Q2", "1981-04"),           # tsibble, pandas
+    ("1987 Jan", "1987-01"), ("Jan 1987", "1987-01"), ("1987-December", "1987-12"),
+    ("2016 W05", "2016-02-01"), ("2015 W53", "2015-12-28"),                           # ISO weeks: Monday
+])
+def test_read_date_reads_iso_dates_and_printed_periods(text, want):
+    assert read_date(text) == np.datetime64(want)
+
+
+@pytest.mark.parametrize("text", ["1987 Janu", "Q1 1981", "1981 Q5", "2015 W54", "A1", "", "today", "now", "NaT"])
+def test_read_date_refuses_what_is_not_a_date(text):
+    assert read_date(text) is None
+
+
+def test_printed_periods_in_a_file_give_their_frequency(tmp_path):
+    from rnnkit.forecast.demo_series import load_series
+    months = [f"{1987 + i // 12} {'Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec'.split()[i % 12]}" for i in range(48)]
+    (tmp_path / "souvenirs.csv").write_text("Month,Sales\n" + "".join(f"{m},{100 + i}\n" for i, m in enumerate(months)))
+    s, _, _ = load_series(str(tmp_path / "souvenirs.csv"))
+    assert infer_frequency(s.dates).name == "monthly" and s.dates[-1] == np.datetime64("1990-12")
+    quarters = [f"{1998 + i // 4} Q{i % 4 + 1}" for i in range(40)]
+    (tmp_path / "takings.csv").write_text("Quarter,Takings\n" + "".join(f"{q},{i}\n" for i, q in enumerate(quarters)))
+    s, _, _ = load_series(str(tmp_path / "takings.csv"))
+    assert infer_frequency(s.dates).name == "quarterly" and infer_frequency(s.dates).season == 4

@@ -7,10 +7,13 @@ The frequency comes from the median spacing of the dates (1 day, 7 days, a month
 gets a period number on that scale (day, business day, week, month index, ...), so a missing week
 in a weekly series shows as a jump of 2 in the period numbers: a gap, reported, not a shorter
 season. Calendar features are computed from period numbers, so they extend past the last row.
+A date cell is read by read_date: ISO dates, or periods as R's tsibble and pandas print them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Optional
 
 import numpy as np
@@ -145,3 +148,36 @@ def future_dates(dates: np.ndarray, freq: Frequency, horizon: int) -> np.ndarray
     if step is None:                                 # irregular: the median spacing, in seconds
         step = np.timedelta64(int(np.median(np.diff(dates.astype("datetime64[s]").astype(np.int64)))), "s")
     return (last + k * step).astype(dates.dtype)
+
+
+MONTHS = {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+                                           "nov", "dec"))}
+
+
+def read_date(text: str) -> Optional[np.datetime64]:
+    """An ISO date (1949-01, 2017-01-31, 2017-01-31 09:30), or a period as R's tsibble and pandas
+    print them: 1981 Q1 / 1981Q1, 1987 Jan / Jan 1987 / 1987-January, 2016 W05 (ISO week, its
+    Monday); None otherwise. Quarters and months become the month they start."""
+    t = text.strip()
+    if t.lower() in ("", "nat", "today", "now"):      # numpy reads these as no date or the machine's clock
+        return None
+    if m := re.fullmatch(r"(\d{4})\s*-?\s*[Qq]([1-4])", t):
+        return np.datetime64(f"{m[1]}-{3 * int(m[2]) - 2:02d}")
+    if m := re.fullmatch(r"(\d{4})[ -]([A-Za-z]{3,9})|([A-Za-z]{3,9})[ -](\d{4})", t):
+        year, name = (m[1], m[2]) if m[1] else (m[4], m[3])
+        month = MONTHS.get(name[:3].lower())
+        full = ("january february march april may june july august september october november "
+                "december").split()
+        if month and name.lower() in (name[:3].lower(), full[month - 1]):
+            return np.datetime64(f"{year}-{month:02d}")
+        return None
+    if m := re.fullmatch(r"(\d{4})\s*-?\s*W(\d{2})", t):
+        try:
+            return np.datetime64(datetime.strptime(f"{m[1]} {m[2]} 1", "%G %V %u").date())
+        except ValueError:
+            return None
+    try:
+        d = np.datetime64(t)
+    except ValueError:
+        return None
+    return None if np.isnat(d) else d

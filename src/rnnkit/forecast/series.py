@@ -3,8 +3,9 @@
 A CSV file has a header row, or a `# A,B,C` comment line naming its columns (the lecture's
 stock_daily.csv), or `--columns A,B,C`. Fields are split on `,`, `;` or tabs (whichever the first
 line uses most). Lines starting with `#` and blank lines are skipped. An optional date column
-(named date/time/timestamp/datetime/day, else the first column whose first cell is an ISO date such
-as 1949-01, or `--date-column`; ISO dates, or `--date-format`) orders the
+(named date/time/timestamp/datetime/day, else the first column whose first cell is a date such as
+1949-01, or `--date-column`; ISO dates, printed periods such as 1981 Q1 or 1987 Jan (seasons.read_date),
+or `--date-format`) orders the
 rows: newest-first files are flipped. Without dates, `--reverse` says the file is newest-first.
 Missing values (empty, nan, NA, null) are refused with their count unless `--fill` says how to
 fill them (fill.py). Built-in series and the loaders that pick a file or one of them: demo_series.py.
@@ -27,6 +28,7 @@ import numpy as np
 from ..core.config import UsageError
 from ..core.fileio import check_regular_file
 from .fill import fill_missing
+from .seasons import read_date
 
 DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
 BUILTIN = "GOOG daily (matplotlib sample data)"
@@ -176,13 +178,8 @@ def date_column(header: list[str], given: Optional[str], where: str,
 
 
 def _iso_date(text: str) -> bool:
-    """A cell numpy reads as a date and that is not a number (a year alone is a number)."""
-    if _is_number(text) or text.strip().lower() in ("", "nat", "today", "now"):
-        return False
-    try:
-        return not np.isnat(np.datetime64(text))
-    except ValueError:
-        return False
+    """A cell that reads as a date and is not a number (a year alone is a number)."""
+    return not _is_number(text) and read_date(text) is not None
 
 
 def _cell(path: str, line: int, col: int, name: str, text: str) -> float:
@@ -213,10 +210,8 @@ def number_hint(text: str) -> str:
 
 def _date(path: str, line: int, col: int, name: str, text: str, fmt: Optional[str] = None) -> np.datetime64:
     try:
-        if not fmt and text.strip().lower() in ("", "nat", "today", "now"):
-            raise ValueError(text)     # numpy reads these as no date or the machine's clock (issue 26)
-        d = np.datetime64(datetime.strptime(text, fmt)) if fmt else np.datetime64(text)
-        if np.isnat(d):
+        d = np.datetime64(datetime.strptime(text, fmt)) if fmt else read_date(text)
+        if d is None or np.isnat(d):
             raise ValueError(text)
         return d
     except ValueError:

@@ -171,6 +171,21 @@ def test_a_column_of_iso_dates_is_the_dates_whatever_its_name(tmp_path):
         load_series(str(tmp_path / "ids.csv"))
 
 
+def test_files_written_by_r_and_pandas_read_as_they_look(tmp_path):
+    rows = [(f"{1987 + i // 12}-{i % 12 + 1:02d}", 100.0 + i) for i in range(30)]
+    r_csv = '"","Month","Sales"\n' + "".join(f'"{i + 1}","{m}",{v}\n' for i, (m, v) in enumerate(rows))
+    pandas_csv = ",Month,Sales\n" + "".join(f"{i},{m},{v}\n" for i, (m, v) in enumerate(rows))
+    rdatasets_csv = "rownames,Month,Sales\n" + "".join(f"{i + 1},{m},{v}\n" for i, (m, v) in enumerate(rows))
+    for name, text in (("r.csv", r_csv), ("pandas.csv", pandas_csv), ("rdatasets.csv", rdatasets_csv)):
+        (tmp_path / name).write_text(text)
+        s, feats, tgt = load_series(str(tmp_path / name))
+        assert (feats, tgt) == (["Sales"], "Sales"), name          # quotes gone, row numbers dropped
+        assert s.dates[0] == np.datetime64("1987-01") and s.column("Sales")[-1] == 129.0
+    (tmp_path / "odd.csv").write_text(",Month,Sales\n" + "".join(f"{7 * i},{m},{v}\n" for i, (m, v) in enumerate(rows)))
+    with pytest.raises(UsageError, match="the first column has no name in the header and does not hold row numbers"):
+        load_series(str(tmp_path / "odd.csv"))
+
+
 def test_comment_header_of_the_lecture_file():
     if not STOCK.exists():
         pytest.skip("../shared/data/stock_daily.csv is not here")

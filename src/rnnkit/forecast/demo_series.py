@@ -19,7 +19,17 @@ import numpy as np
 
 from ..core.config import UsageError
 from .fill import fill_missing
-from .series import BUILTIN, Series, date_column, pick_columns, read_table, resolve, rows_series, table_series
+from .series import (
+    BUILTIN,
+    Series,
+    date_column,
+    label_columns,
+    pick_columns,
+    read_table,
+    resolve,
+    rows_series,
+    table_series,
+)
 
 DEMOS = {"goog": BUILTIN, "co2": "co2 weekly (statsmodels)", "sunspots": "sunspots yearly (statsmodels)"}
 
@@ -88,7 +98,14 @@ def load_series(path: Optional[str], target: Optional[str] = None, features: Opt
     else:
         table = read_table(path, columns)
         dcol = date_column(table.header, date_col, path, table.rows[0][1])
-        feats, tgt = pick_columns(table.header, target, features, dcol, path)
+        labels = label_columns(table, dcol)
+        several = {c: v for c, v in labels.items() if 1 < len(v) < len(table.rows)}   # all distinct: row labels
+        if several and not features:
+            c, v = next(iter(several.items()))
+            raise UsageError(f"{path}: column {c!r} holds {len(v)} different labels ({', '.join(v[:3])}"
+                             f"{', ...' if len(v) > 3 else ''}): the rows are several series; give --id-column {c} "
+                             "(one model for them all), or keep one series' rows")
+        feats, tgt = pick_columns(table.header, target, features, dcol, path, labels=tuple(labels))
         s = table_series(table, feats + ([tgt] if tgt not in feats else []), dcol, reverse, fill, date_format)
     used = feats + ([tgt] if tgt not in feats else [])
     return _keep(s, used), feats, tgt

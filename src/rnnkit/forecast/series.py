@@ -301,11 +301,25 @@ def table_series(table: Table, use: list[str], date_col: Optional[str] = None,
     return rows_series(table, table.rows, use, date_col, reverse, fill, date_format, table.name)
 
 
+def label_columns(table: Table, date_col: Optional[str]) -> dict[str, list[str]]:
+    """Columns of words (the first row's cell neither a number, a missing value nor a date, and no
+    cell a number) -> their distinct labels, for the default features to leave out (unique_id,ds,y
+    with one id). A numeric column with a bad cell is not one: reading it says which cell."""
+    out = {}
+    for j, (c, text) in enumerate(zip(table.header, table.rows[0][1])):
+        if c != date_col and not _is_number(text) and text.lower() not in MISSING and read_date(text) is None:
+            cells = {f[j] for _, f in table.rows}
+            if not any(_is_number(v) for v in cells):
+                out[c] = sorted(cells)
+    return out
+
+
 def pick_columns(columns: list[str], target: Optional[str], features: Optional[str],
-                 date_col: Optional[str], where: str, id_col: Optional[str] = None) -> tuple[list[str], str]:
-    """(feature columns, target column). Defaults: every non-date column as a feature; the target
-    is the column named close (any case), else the last feature."""
-    numeric = [c for c in columns if c not in (date_col, id_col)]
+                 date_col: Optional[str], where: str, id_col: Optional[str] = None,
+                 labels: tuple = ()) -> tuple[list[str], str]:
+    """(feature columns, target column). Defaults: every column but the dates and `labels` as a
+    feature; the target is the column named close (any case), else the last feature."""
+    numeric = [c for c in columns if c not in (date_col, id_col) and c not in labels]
     if features:
         feats = [resolve(f, columns, "--features", where) for f in _names(features, "--features")]
         if date_col in feats:

@@ -62,12 +62,15 @@ def test_calendar_features_repeat_with_the_season():
     ("1981 Q1", "1981-01"), ("1981Q4", "1981-10"), ("1981-Q2", "1981-04"),           # tsibble, pandas
     ("1987 Jan", "1987-01"), ("Jan 1987", "1987-01"), ("1987-December", "1987-12"),
     ("2016 W05", "2016-02-01"), ("2015 W53", "2015-12-28"),                           # ISO weeks: Monday
+    ("2017/01/31", "2017-01-31"), ("1987-1", "1987-01"), ("2017-1-5", "2017-01-05"),
+    ("2017-01-31T00:00:00Z", "2017-01-31T00:00:00"),
 ])
 def test_read_date_reads_iso_dates_and_printed_periods(text, want):
     assert read_date(text) == np.datetime64(want)
 
 
-@pytest.mark.parametrize("text", ["1987 Janu", "Q1 1981", "1981 Q5", "2015 W54", "A1", "", "today", "now", "NaT"])
+@pytest.mark.parametrize("text", ["1987 Janu", "Q1 1981", "1981 Q5", "2015 W54", "A1", "", "today", "now", "NaT",
+                                  "2017-13", "2017/02/30"])
 def test_read_date_refuses_what_is_not_a_date(text):
     assert read_date(text) is None
 

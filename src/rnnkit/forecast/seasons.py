@@ -12,6 +12,7 @@ A date cell is read by read_date: ISO dates, or periods as R's tsibble and panda
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Optional
@@ -155,9 +156,10 @@ MONTHS = {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "ju
 
 
 def read_date(text: str) -> Optional[np.datetime64]:
-    """An ISO date (1949-01, 2017-01-31, 2017-01-31 09:30), or a period as R's tsibble and pandas
-    print them: 1981 Q1 / 1981Q1, 1987 Jan / Jan 1987 / 1987-January, 2016 W05 (ISO week, its
-    Monday); None otherwise. Quarters and months become the month they start."""
+    """An ISO date (1949-01, 2017-01-31, 2017-01-31 09:30; also 2017/01/31 and 2017-1-5; a time
+    zone is read as UTC), or a period as R's tsibble and pandas print them: 1981 Q1 / 1981Q1,
+    1987 Jan / Jan 1987 / 1987-January, 2016 W05 (ISO week, its Monday); None otherwise. Quarters
+    and months become the month they start."""
     t = text.strip()
     if t.lower() in ("", "nat", "today", "now"):      # numpy reads these as no date or the machine's clock
         return None
@@ -176,8 +178,12 @@ def read_date(text: str) -> Optional[np.datetime64]:
             return np.datetime64(datetime.strptime(f"{m[1]} {m[2]} 1", "%G %V %u").date())
         except ValueError:
             return None
+    if m := re.fullmatch(r"(\d{4})[-/](\d{1,2})(?:[-/](\d{1,2}))?", t):   # 2017/01/31, 1987-1, 2017-1-5
+        t = f"{m[1]}-{int(m[2]):02d}" + (f"-{int(m[3]):02d}" if m[3] else "")
     try:
-        d = np.datetime64(t)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")           # "no explicit representation of timezones": read as UTC
+            d = np.datetime64(t)
     except ValueError:
         return None
     return None if np.isnat(d) else d

@@ -39,7 +39,8 @@ def bf16_native() -> bool:
 def _vnni() -> bool:
     """Whether the CPU has VNNI (u8 x s8 products summed without int16 saturation)."""
     try:
-        flags = open("/proc/cpuinfo").read()
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
     except OSError:
         return False
     return any(f in flags for f in (" avx512_vnni", " avx_vnni", " amx_int8"))

@@ -186,6 +186,20 @@ def test_files_written_by_r_and_pandas_read_as_they_look(tmp_path):
         load_series(str(tmp_path / "odd.csv"))
 
 
+def test_a_decimal_comma_between_semicolons_or_tabs_is_a_decimal_point(tmp_path):
+    rows = [(f"{2010 + i // 12}-{i % 12 + 1:02d}-01", 100.25 + i) for i in range(30)]
+    for name, sep in (("semi.csv", ";"), ("tabs.tsv", "\t")):
+        (tmp_path / name).write_text(f"date{sep}sales\n" + "".join(f"{d}{sep}{v:.2f}\n".replace(".", ",")
+                                                                    for d, v in rows))
+        s, _, _ = load_series(str(tmp_path / name))
+        np.testing.assert_allclose(s.column("sales"), [v for _, v in rows])
+    # between commas a comma cannot be a decimal: the quoted cell is refused with the hint
+    (tmp_path / "commas.csv").write_text("date,sales\n" + "".join(f'{d},"{v:.2f}"\n'.replace(".", ",")
+                                                                 for d, v in rows))
+    with pytest.raises(UsageError, match="a decimal comma"):
+        load_series(str(tmp_path / "commas.csv"))
+
+
 def test_a_column_of_labels_is_left_out_or_names_the_series(tmp_path):
     # statsforecast's long format with one series: unique_id,ds,y
     rows = [(f"{2010 + i // 12}-{i % 12 + 1:02d}-01", 100.0 + i) for i in range(30)]
@@ -197,6 +211,12 @@ def test_a_column_of_labels_is_left_out_or_names_the_series(tmp_path):
     with pytest.raises(UsageError, match="column 'unique_id' holds 2 different labels .A, B.: the rows are several "
                                          "series; give --id-column unique_id"):
         load_series(str(tmp_path / "two.csv"))
+    (tmp_path / "words.csv").write_text("ds,name\n" + "".join(f"{d},w{i % 3}\n" for i, (d, _) in enumerate(rows)))
+    with pytest.raises(UsageError, match=r"several series"):
+        load_series(str(tmp_path / "words.csv"))
+    (tmp_path / "codes.csv").write_text("ds,name\n" + "".join(f"{d},w{i}\n" for i, (d, _) in enumerate(rows)))
+    with pytest.raises(UsageError, match=r"no column of numbers to forecast \(columns: ds, name\); the file needs one"):
+        load_series(str(tmp_path / "codes.csv"))
     # a numeric column with a word in its first row is a bad cell, not labels
     (tmp_path / "bad.csv").write_text("ds,x,y\n" + "".join(f"{d},{'oops' if i == 0 else i},{v}\n"
                                                            for i, (d, v) in enumerate(rows)))

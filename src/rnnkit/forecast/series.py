@@ -34,6 +34,7 @@ DATE_NAMES = ("date", "datetime", "time", "timestamp", "day")
 BUILTIN = "GOOG daily (matplotlib sample data)"
 MISSING = ("", "nan", "na", "n/a", "null", "none")      # cells that mean "no value" (any case)
 DELIMITERS = (",", ";", "\t")
+DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 HUGE = 1e100   # larger values: errors, variances and the yardsticks' sums of squares overflow (issue 26)
 
 
@@ -154,6 +155,8 @@ def read_table(path: str, columns: Optional[str] = None) -> Table:
         if len(fields) != len(header):
             raise UsageError(f"{path}: line {n}: {len(fields)} field(s), expected {len(header)} "
                              f"({','.join(header)})")
+        if delim != ",":                                # 100,5 with ; or tabs between fields: a decimal comma
+            fields = [f.replace(",", ".") if DECIMAL_COMMA.fullmatch(f) else f for f in fields]
         rows.append((n, fields))
     if not rows:
         raise UsageError(f"{path}: no data rows (only {'a header and ' if header else ''}comments or blank lines)")
@@ -223,7 +226,7 @@ def _cell(path: str, line: int, col: int, name: str, text: str) -> float:
 
 def number_hint(text: str) -> str:
     """Why a cell that looks numeric is not read as a number: a decimal comma, digit groups."""
-    if re.fullmatch(r"[+-]?\d+,\d+", text):
+    if DECIMAL_COMMA.fullmatch(text):
         return "; a decimal comma? rnnkit reads a point (100.5): save the file with points"
     if re.fullmatch(r"[+-]?\d{1,3}([,. '\u00a0]\d{3})+([.,]\d+)?", text):
         return "; digit groups? write numbers without thousands separators (1234567.5)"
@@ -309,7 +312,7 @@ def label_columns(table: Table, date_col: Optional[str]) -> dict[str, list[str]]
     for j, (c, text) in enumerate(zip(table.header, table.rows[0][1])):
         if c != date_col and not _is_number(text) and text.lower() not in MISSING and read_date(text) is None:
             cells = {f[j] for _, f in table.rows}
-            if not any(_is_number(v) for v in cells):
+            if not any(_is_number(v) or number_hint(v) for v in cells):      # 100,5 is a number misspelt
                 out[c] = sorted(cells)
     return out
 
@@ -328,6 +331,9 @@ def pick_columns(columns: list[str], target: Optional[str], features: Optional[s
             raise UsageError(f"{where}: {id_col!r} names the series (--id-column); it cannot be a feature")
     else:
         feats = numeric
+    if not feats:
+        raise UsageError(f"{where}: no column of numbers to forecast (columns: {', '.join(columns)}); "
+                         "the file needs one")
     if target:
         tgt = resolve(target, columns, "--target", where)
     else:
@@ -337,6 +343,4 @@ def pick_columns(columns: list[str], target: Optional[str], features: Optional[s
         raise UsageError(f"{where}: {date_col!r} holds dates; it cannot be the --target")
     if id_col is not None and tgt == id_col:
         raise UsageError(f"{where}: {id_col!r} names the series (--id-column); it cannot be the --target")
-    if not feats:
-        raise UsageError(f"{where}: no numeric columns to use as features")
     return feats, tgt

@@ -59,3 +59,13 @@ def test_panel_fits_one_model_for_all(tmp_path):
     assert len(res.parts) == 3
     assert res.model["rmse"] == pytest.approx(np.sqrt(np.mean(np.concatenate(
         [(p.pred - p.truth) ** 2 for p in res.parts]))))
+
+
+def test_a_column_of_names_beside_the_id_is_left_out_of_the_features(tmp_path):
+    from rnnkit.forecast.demo_series import load_panel
+    rows = "".join(f"{u},{name},{2010 + i // 12}-{i % 12 + 1:02d}-01,{100 + i}\n"
+                   for u, name in (("A", "North"), ("B", "South")) for i in range(30))
+    (tmp_path / "p.csv").write_text("unique_id,store,ds,y\n" + rows)
+    series, feats, tgt = load_panel(str(tmp_path / "p.csv"), "unique_id")
+    assert (feats, tgt) == (["y"], "y") and len(series) == 2
+    assert series[1].dates[0] == np.datetime64("2010-01-01")      # ds found by its values

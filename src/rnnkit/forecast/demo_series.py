@@ -119,7 +119,8 @@ def load_panel(path: str, id_col: str, target: Optional[str] = None, features: O
     table = read_table(path, columns)
     icol = resolve(id_col, table.header, "--id-column", path)
     dcol = date_column(table.header, date_col, path, table.rows[0][1])
-    feats, tgt = pick_columns(table.header, target, features, dcol, path, icol)
+    labels = tuple(c for c in label_columns(table, dcol) if c != icol)     # e.g. a store's name beside its id
+    feats, tgt = pick_columns(table.header, target, features, dcol, path, icol, labels)
     used = feats + ([tgt] if tgt not in feats else [])
     j = table.header.index(icol)
     groups: dict[str, list] = {}

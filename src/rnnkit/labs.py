@@ -266,7 +266,7 @@ def lab_stock(opts: LabOptions) -> LabResult:
 def _has_dates(path: str) -> bool:
     from .forecast.series import date_column, read_table
     tbl = read_table(path)
-    return date_column(tbl.header, None, path, tbl.rows[0][1]) is not None
+    return date_column(tbl, None, path) is not None
 
 
 LABS = {

@@ -97,7 +97,7 @@ def load_series(path: Optional[str], target: Optional[str] = None, features: Opt
             raise UsageError("--reverse applies to a CSV file; the built-in series is oldest first")
     else:
         table = read_table(path, columns)
-        dcol = date_column(table.header, date_col, path, table.rows[0][1])
+        dcol = date_column(table, date_col, path)
         labels = label_columns(table, dcol)
         several = {c: v for c, v in labels.items() if 1 < len(v) < len(table.rows)}   # all distinct: row labels
         if several and not features:
@@ -118,7 +118,7 @@ def load_panel(path: str, id_col: str, target: Optional[str] = None, features: O
     in the order the ids first appear."""
     table = read_table(path, columns)
     icol = resolve(id_col, table.header, "--id-column", path)
-    dcol = date_column(table.header, date_col, path, table.rows[0][1])
+    dcol = date_column(table, date_col, path)
     labels = tuple(c for c in label_columns(table, dcol) if c != icol)     # e.g. a store's name beside its id
     feats, tgt = pick_columns(table.header, target, features, dcol, path, icol, labels)
     used = feats + ([tgt] if tgt not in feats else [])

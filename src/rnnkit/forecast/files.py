@@ -162,7 +162,7 @@ def predict_file(run_dir: str, csv: str, columns: Optional[str] = None, date_col
                          "one series at a time and does not support it yet")
     feats, target = meta["features"], meta["target"]
     tbl = read_table(csv, columns)
-    dcol = date_column(tbl.header, date_col, csv, tbl.rows[0][1])
+    dcol = date_column(tbl, date_col, csv)
     used = [resolve(c, tbl.header, "the saved model's columns", csv) for c in scaler.columns]
     series = table_series(tbl, used, dcol, reverse, fill or cfg.fill, date_format or cfg.date_format)
     series.columns = list(scaler.columns)                   # the saved spelling

@@ -151,8 +151,9 @@ def future_dates(dates: np.ndarray, freq: Frequency, horizon: int) -> np.ndarray
     return (last + k * step).astype(dates.dtype)
 
 
-MONTHS = {m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
-                                           "nov", "dec"))}
+MONTHS = {name: i + 1 for i, full in enumerate(("january", "february", "march", "april", "may", "june", "july",
+                                                "august", "september", "october", "november", "december"))
+          for name in (full, full[:3])}            # january and jan -> 1
 
 
 def read_date(text: str) -> Optional[np.datetime64]:
@@ -167,12 +168,8 @@ def read_date(text: str) -> Optional[np.datetime64]:
         return np.datetime64(f"{m[1]}-{3 * int(m[2]) - 2:02d}")
     if m := re.fullmatch(r"(\d{4})[ -]([A-Za-z]{3,9})|([A-Za-z]{3,9})[ -](\d{4})", t):
         year, name = (m[1], m[2]) if m[1] else (m[4], m[3])
-        month = MONTHS.get(name[:3].lower())
-        full = ("january february march april may june july august september october november "
-                "december").split()
-        if month and name.lower() in (name[:3].lower(), full[month - 1]):
-            return np.datetime64(f"{year}-{month:02d}")
-        return None
+        month = MONTHS.get(name.lower())
+        return np.datetime64(f"{year}-{month:02d}") if month else None
     if m := re.fullmatch(r"(\d{4})\s*-?\s*W(\d{2})", t):
         try:
             return np.datetime64(datetime.strptime(f"{m[1]} {m[2]} 1", "%G %V %u").date())

@@ -189,20 +189,19 @@ def resolve(name: str, columns: list[str], flag: str, where: str) -> str:
     raise UsageError(f"{where}: unknown column {name!r} for {flag}; columns: {', '.join(columns)}")
 
 
-def date_column(header: list[str], given: Optional[str], where: str,
-                first: Optional[list[str]] = None) -> Optional[str]:
+def date_column(table: Table, given: Optional[str], where: str) -> Optional[str]:
     """--date-column; else a column named like one (DATE_NAMES); else the first column whose cell
-    in the first data row (`first`) is an ISO date, whatever its name (`Month,Passengers` with
-    1949-01: the classic monthly file)."""
+    in the first data row is a date, whatever its name (`Month,Passengers` with 1949-01: the
+    classic monthly file)."""
     if given:
-        return resolve(given, header, "--date-column", where)
-    found = [c for c in header if c.lower() in DATE_NAMES]
+        return resolve(given, table.header, "--date-column", where)
+    found = [c for c in table.header if c.lower() in DATE_NAMES]
     if found:
         return found[0]
-    return next((c for c, text in zip(header, first or []) if _iso_date(text)), None)
+    return next((c for c, text in zip(table.header, table.rows[0][1]) if _is_date(text)), None)
 
 
-def _iso_date(text: str) -> bool:
+def _is_date(text: str) -> bool:
     """A cell that reads as a date and is not a number (a year alone is a number)."""
     return not _is_number(text) and read_date(text) is not None
 
@@ -236,7 +235,7 @@ def number_hint(text: str) -> str:
 def _date(path: str, line: int, col: int, name: str, text: str, fmt: Optional[str] = None) -> np.datetime64:
     try:
         d = np.datetime64(datetime.strptime(text, fmt)) if fmt else read_date(text)
-        if d is None or np.isnat(d):
+        if d is None:
             raise ValueError(text)
         return d
     except ValueError:
@@ -310,7 +309,7 @@ def label_columns(table: Table, date_col: Optional[str]) -> dict[str, list[str]]
     with one id). A numeric column with a bad cell is not one: reading it says which cell."""
     out = {}
     for j, (c, text) in enumerate(zip(table.header, table.rows[0][1])):
-        if c != date_col and not _is_number(text) and text.lower() not in MISSING and read_date(text) is None:
+        if c != date_col and not _is_number(text) and text.lower() not in MISSING and not _is_date(text):
             cells = {f[j] for _, f in table.rows}
             if not any(_is_number(v) or number_hint(v) for v in cells):      # 100,5 is a number misspelt
                 out[c] = sorted(cells)

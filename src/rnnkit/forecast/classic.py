@@ -11,9 +11,9 @@ state predicted for row o+1 is  y = d + Z T^(h-1) a + Z sum_j T^j c  (a time-inv
            AIC over a few orders (Hannan-Rissanen estimates), and a seasonal MA(1) term among the
            candidates (maximum likelihood); on the seasonal differences when the season is
            strong, so that the "airline" model (0,1,1)(0,1,1)s is one of them
-    Theta  statsmodels' ThetaModel (theta = 2: SES with half the linear trend's slope, on data
-           deseasonalised by classical decomposition when its seasonality test says so); the
-           filter is rerun here with the training part's alpha, slope and seasonal indices
+    Theta  the standard, optimised or dynamic Theta model (theta.py: the family statsforecast's
+           AutoTheta picks from), on data seasonally adjusted by classical decomposition when the
+           ACF test says so; the season, level and line from the rows known at each origin
     Comb   the mean of ETS, ARIMA and Theta: the benchmark the M4 competition asked to beat
 """
 from __future__ import annotations
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+
+from .theta import theta_forecasts
 
 MAX_ETS_SEASON = 24       # a longer season makes the state (and the fit) too slow for the CLI
 ORDERS = ((1, 1), (2, 1), (2, 2))
@@ -119,30 +121,6 @@ def _arima(train: np.ndarray, season: int = 1):
         from statsmodels.tsa.statespace.sarimax import SARIMAX
         best = SARIMAX(train, order=(1, d, 1), trend=trend, concentrate_scale=True).fit(disp=False, maxiter=50)
     return best
-
-
-def theta_forecasts(y: np.ndarray, n_train: int, season: int, origins: np.ndarray, horizon: int) -> np.ndarray:
-    """(M, H) Theta forecasts of rows o+1 .. o+H from every origin o, with the parameters that
-    ThetaModel fits on rows < n_train:  x_hat(o+h) = l_o + b0 / 2 * (h - 1 + 1/a - (1-a)^(o+1) / a),
-    l_o the SES level of the deseasonalised rows 0..o, reseasonalised by the index of row o+h."""
-    from scipy.signal import lfilter
-    from statsmodels.tsa.forecasting.theta import ThetaModel
-    seasonal = 1 < season and n_train >= 2 * season
-    r = ThetaModel(y[:n_train], period=season if seasonal else None, deseasonalize=seasonal).fit()
-    b0, a = float(r.params["b0"]), float(r.params["alpha"])
-    idx = np.asarray(r._seasonal)                          # (s,) by row % s; empty: no season found
-    mul = r.model.method.startswith("mul")
-    t = np.arange(len(y))
-    z = y if not len(idx) else (y / idx[t % season] if mul else y - idx[t % season])
-    level = lfilter([a], [1.0, a - 1.0], z, zi=[(1 - a) * z[0]])[0]    # l_t = a z_t + (1-a) l_(t-1)
-    h = np.arange(1, horizon + 1)[None, :]
-    T = (origins + 1)[:, None]
-    drift = h - 1 + ((1 - (1 - a) ** T) / a if a > 0 else 0.0)
-    out = level[origins][:, None] + 0.5 * b0 * drift                  # (M, H) deseasonalised
-    if len(idx):
-        s = idx[(origins[:, None] + h) % season]
-        out = out * s if mul else out + s
-    return out
 
 
 def _fit_one(name: str, y: np.ndarray, n_train: int, season: int, origins: np.ndarray, horizon: int):

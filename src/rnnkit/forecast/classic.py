@@ -101,7 +101,8 @@ def _arima(train: np.ndarray, season: int = 1):
     textbook series mean MASE at step H 1.22 -> 1.05, about a second per fit)."""
     from statsmodels.tsa.arima.model import ARIMA
     from statsmodels.tsa.stattools import kpss
-    d = 1 if kpss(train, regression="c", nlags="auto")[1] < 0.05 else 0    # auto.arima's test
+    test = kpss(train, regression="c", nlags="auto")     # a tuple up to statsmodels 0.15, a result later
+    d = 1 if (test.pvalue if hasattr(test, "pvalue") else test[1]) < 0.05 else 0    # auto.arima's test
     trend = "c" if d == 0 else "n"
     cands = [((p, d, q), None) for p, q in ORDERS]
     if 1 < season <= MAX_ETS_SEASON and len(train) >= 3 * season:

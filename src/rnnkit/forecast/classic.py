@@ -6,7 +6,8 @@ one-step and h-step forecasts from the true past, as the network's. The h-step f
 state predicted for row o+1 is  y = d + Z T^(h-1) a + Z sum_j T^j c  (a time-invariant state space).
 
     ETS    additive errors, damped additive trend, additive season when 1 < s <= 24; on the values
-           or their logarithm, whichever has the lower AIC on the same data
+           or their logarithm, whichever has the lower AIC on the same data; the better of two
+           fits (initial states estimated or concentrated out)
     ARIMA  (p, d, q) with d from a KPSS test on the training part (as auto.arima), p and q by
            AIC over a few orders (Hannan-Rissanen estimates), and a seasonal MA(1) term among the
            candidates (maximum likelihood); on the seasonal differences when the season is
@@ -65,11 +66,12 @@ def season_strength(train: np.ndarray, season: int) -> float:
 
 def ets_forecasts(y: np.ndarray, n_train: int, season: int, origins: np.ndarray, horizon: int) -> np.ndarray:
     """ETS on the values, or on their logarithm (a season that grows with the level) when that
-    fits the training rows better: AIC compared on the same data (the log's plus 2 sum log y)."""
+    fits the training rows better: the likelihood compared on the same data (the log's minus
+    sum log y; the two have the same parameters, so this is their AIC)."""
     raw = _ets(y[:n_train], season)
     if (y > 0).all():
         lg = _ets(np.log(y[:n_train]), season)
-        if lg.aic + 2 * np.sum(np.log(y[:n_train])) < raw.aic:
+        if lg.llf - np.sum(np.log(y[:n_train])) > raw.llf:
             return np.exp(h_step(lg.apply(np.log(y)), origins, horizon))
     return h_step(raw.apply(y), origins, horizon)
 
@@ -89,9 +91,24 @@ def arima_forecasts(y: np.ndarray, n_train: int, season: int, origins: np.ndarra
 
 
 def _ets(train: np.ndarray, season: int):
+    """The damped-trend ETS with the higher likelihood of two fits: initial states estimated with
+    the other parameters, or concentrated out of the likelihood. The optimiser lands in different
+    optima (UKgas: seasonal smoothing 0.97 one way, 0 the other); keeping the better fit took our
+    ETS's geometric mean of MASE against AutoETS over 1..H from 1.006 to 0.957 on 24 textbook
+    series, and lowered it on both held-out sets. With a season of more than 12 steps only the
+    concentrated fit: estimating 24 hourly initial states took 34 s, concentrating them 4 s."""
     from statsmodels.tsa.statespace.exponential_smoothing import ExponentialSmoothing
     seasonal = season if 1 < season <= MAX_ETS_SEASON and len(train) >= 3 * season else None
-    return ExponentialSmoothing(train, trend=True, damped_trend=True, seasonal=seasonal).fit(disp=False, maxiter=100)
+    fits, failed = [], None
+    for init in ("estimated", "concentrated") if (seasonal or 1) <= 12 else ("concentrated",):
+        try:
+            fits.append(ExponentialSmoothing(train, trend=True, damped_trend=True, seasonal=seasonal,
+                                             initialization_method=init).fit(disp=False, maxiter=100))
+        except (ValueError, np.linalg.LinAlgError) as e:
+            failed = e
+    if not fits:
+        raise failed
+    return max(fits, key=lambda r: r.llf if np.isfinite(r.llf) else -np.inf)
 
 
 def _arima(train: np.ndarray, season: int = 1):

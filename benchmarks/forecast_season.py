@@ -22,7 +22,8 @@ euretail), to see whether the defaults carry over. `--set heldout2`: 14 more, ga
 choice (combine.MIN_TAIL) was made with the first held-out set in view, to check it: quarterly
 hotel takings of the 8 Australian states (fpp3 aus_accommodation), JohnsonJohnson, Hstarts,
 GermanUnemployment, USProdIndex, UKNonDurables, and monthly souvenirs (68-168 rows). `--set heldout3`:
-17 more, gathered and run once after every choice so far (no choice made on them): monthly mdeaths,
+17 more, gathered after every choice above and run once with those defaults; one choice
+was made with them in view since (combine.py's check needs windows that do not overlap): monthly mdeaths,
 fdeaths, USAccDeaths (72 rows), canadian_gas (542), the last 300 months of three US employment
 series (fpp3 us_employment: Construction, Retail Trade, Leisure and Hospitality), the first five
 visnights regions not in `heldout` (quarterly, 76 rows), and the five quarterly uschange series

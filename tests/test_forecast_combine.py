@@ -141,6 +141,16 @@ def test_ets_keeps_the_better_of_two_fits_and_concentrates_a_long_season():
     assert _ets(hourly, 24).model.initialization_method == "concentrated"
 
 
+def test_arima_differences_a_short_random_walk_and_not_noise():
+    pytest.importorskip("statsmodels")
+    from rnnkit.forecast.classic import differences
+    noise = [np.random.default_rng(s).normal(size=40) for s in range(40)]
+    walks = sum(differences(np.cumsum(e)) for e in noise)
+    # statsmodels' data-dependent lags ("auto") differenced 18 of these 40 walks; the short lags 30
+    assert walks >= 28
+    assert sum(differences(e) for e in noise) <= 3
+
+
 def test_arima_finds_the_seasonal_ma_term_of_an_airline_series():
     """(0,1,1)(0,1,1)12, the airline model: the seasonal MA(1) candidate wins the AIC on the seasonal
     differences, with the coefficient it was simulated with, and forecasts better than the

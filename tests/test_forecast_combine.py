@@ -151,6 +151,17 @@ def test_arima_differences_a_short_random_walk_and_not_noise():
     assert sum(differences(e) for e in noise) <= 3
 
 
+def test_arima_candidates_with_a_root_on_the_unit_circle_are_dropped():
+    from types import SimpleNamespace as NS
+
+    from rnnkit.forecast.classic import invertible
+    assert invertible(NS(arparams=np.array([0.5]), maparams=np.array([-0.5])))
+    assert invertible(NS(arparams=np.array([]), maparams=np.array([])))
+    assert not invertible(NS(arparams=np.array([0.5]), maparams=np.array([-0.9999])))   # MA at -1
+    assert not invertible(NS(arparams=np.array([0.995]), maparams=np.array([])))        # AR root 1.005
+    assert not invertible(NS(arparams=np.array([1.2, -0.2]), maparams=np.array([])))    # a unit root
+
+
 def test_arima_finds_the_seasonal_ma_term_of_an_airline_series():
     """(0,1,1)(0,1,1)12, the airline model: the seasonal MA(1) candidate wins the AIC on the seasonal
     differences, with the coefficient it was simulated with, and forecasts better than the

@@ -73,9 +73,10 @@ def choose_weights(errors: dict) -> tuple[Optional[dict], str]:
     if w is None:                       # too few windows to weigh: the plain mean, M4's robust default
         return {k: np.full(S, 1 / len(errors)) for k in errors}, (
             f"the mean of {', '.join(errors)} ({n} tail windows are too few to weigh them, {MIN_TAIL} needed)")
-    if -(-n // S) < MIN_TAIL:          # too few independent windows for the check: combine (the M4 lesson)
+    apart = -(-n // S)                  # windows of S steps from consecutive origins that do not overlap
+    if apart < MIN_TAIL:                # too few for the check: combine (the M4 lesson)
         return w, (f"{describe(w)} (weights from the last {n} training windows, averaged over steps; "
-                   f"{n} windows of {S} steps hold {-(-n // S)} that do not overlap, too few to check "
+                   f"{n} windows of {S} steps hold {apart} that do not overlap, too few to check "
                    f"against the network alone, {MIN_TAIL} needed)")
     r = cv_ratio(errors)
     if r >= 1:

@@ -13,6 +13,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# Without PYTHON, a python3 that lacks torch falls back to the project's venv (make setup) if there is one.
+if [ -z "${PYTHON:-}" ] && ! "$PY" -c "import torch" 2>/dev/null && [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
 DEVICE=${DEVICE:-cuda}
 RES=${OUT:-$(mktemp -d -t rnnkit-gpu-suite-XXXX)}
 mkdir -p "$RES"
@@ -32,13 +34,13 @@ part() {   # part NAME LIMIT_S COMMAND...: run, log to $RES/NAME.log, note the o
 : > "$SUMMARY.parts"
 if [ "$DEVICE" = cpu ]; then
     part check_small 300 "$PY" benchmarks/gpu_check.py --device cpu --steps 5 --warmup 2 --hidden 32 --sample-length 30
-    part ddp 300 env DEVICE=cpu STEPS=10 EXTRA="--hidden 32" OUT="$RES/ddp" bash benchmarks/gpu_ddp_check.sh
+    part ddp 300 env PYTHON="$PY" DEVICE=cpu STEPS=10 EXTRA="--hidden 32" OUT="$RES/ddp" bash benchmarks/gpu_ddp_check.sh
 else
     "$PY" -c "import torch; print(torch.__version__, torch.version.cuda, torch.cuda.get_device_name(0))" > "$RES/device.log" 2>&1
     part check_512 180 "$PY" benchmarks/gpu_check.py --hidden 512 --batch 64 --steps "${STEPS:-300}" --sample-length "${SAMPLE:-500}"
     part check_1024 180 "$PY" benchmarks/gpu_check.py --hidden 1024 --batch 128 --steps "${STEPS:-300}" --sample-length "${SAMPLE:-500}"
     part pytest_gpu 240 env RNNKIT_TEST_GPU=1 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests
-    part ddp 180 env OUT="$RES/ddp" STEPS="${STEPS:-300}" bash benchmarks/gpu_ddp_check.sh
+    part ddp 180 env PYTHON="$PY" OUT="$RES/ddp" STEPS="${STEPS:-300}" bash benchmarks/gpu_ddp_check.sh
 fi
 
 {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -146,3 +147,50 @@ def test_time_to_quality_trains_the_reference_on_another_text(tmp_path):
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["budget_steps"] == 4 and summary["met"] is None           # targets: tinyshakespeare only
     assert 0 < summary["reference"] < 10 and 0 < summary["static"] < 10, summary
+
+
+# The GPU scripts run for minutes a session on a lent GPU: a broken one wastes them, so their CPU
+# paths run here (tiny sizes; the figures they print on a GPU are in docs/gpu.md).
+@needs_data
+def test_gpu_check_races_training_and_sampling_against_the_plain_loop():
+    out = bench("gpu_check.py", "--device", "cpu", "--steps", "3", "--warmup", "1", "--hidden", "16",
+                "--sample-length", "10")
+    found = rows(out, ["what", "path", "chars/s", "vs plain"])
+    paths = {(r[0], r[1]) for r in found}
+    for what in ("train, batch 64", "sample, batch 1", "sample, batch 32"):
+        assert (what, "plain loop") in paths, out
+        assert any(w == what and p.startswith("rnnkit") for w, p in paths), out
+    for r in found:
+        assert re.fullmatch(NUMBER, r[2]) and float(r[2].replace(",", "")) > 0, r
+        assert re.fullmatch(RATIO, r[3]), r
+        assert (r[3] == "1.00x") == (r[1] == "plain loop"), r     # the plain loop is the reference
+
+
+@needs_data
+def test_gpu_profile_says_where_a_step_goes():
+    out = bench("gpu_profile.py", "--device", "cpu", "--hidden", "16", "--batch", "8", "--steps", "3",
+                "--warmup", "2")
+    m = re.search(r"wall (\d+\.\d+) ms/step \(profiled\), device busy (\d+\.\d+) ms/step", out)
+    assert m and float(m.group(1)) > 0, out
+    assert "ProfilerStep*" in out and "Optimizer.step" in out, out     # the operator table
+
+
+@pytest.mark.slow   # 30 s: torchrun twice and four small trainings
+@needs_data
+def test_gpu_suite_and_sweep_smoke_runs_on_a_cpu(tmp_path):
+    env = {**os.environ, "DEVICE": "cpu", "OUT": str(tmp_path / "suite"), "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(BENCH / "gpu_suite.sh")], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| check_small | ok |" in done.stdout and "| ddp | ok |" in done.stdout, done.stdout
+    small = tmp_path / "small.txt"
+    small.write_text(DATA.read_text(encoding="utf-8")[:30_000], encoding="utf-8")
+    out = bench("gpu_sweep.py", "--device", "cpu", "--data", str(small), "--out", str(tmp_path / "sweep"),
+                "--limit", "--max-steps 3", "--common", "--hidden 16 --embed 8 --batch 8 --sample-chars 0",
+                "--run", "a=", "--run", "b=--lr 1e-3")
+    names = [r[0] for r in rows(out, ["run", "steps", "loss@100", "loss@200", "loss@300", "loss@500",
+                                      "final_loss", "tail_16", "tail", "tail_dynamic", "options"])]
+    assert names == ["a", "b"], out
+    runs = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [runs[k]["rc"] for k in ("a", "b")] == [0, 0] and runs["b"]["options"] == "--lr 1e-3", runs
+    assert all(runs[k]["steps"] == 3 and 0 < runs[k]["tail_16"] < 10 for k in ("a", "b")), runs

@@ -194,3 +194,19 @@ def test_gpu_suite_and_sweep_smoke_runs_on_a_cpu(tmp_path):
     runs = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert [runs[k]["rc"] for k in ("a", "b")] == [0, 0] and runs["b"]["options"] == "--lr 1e-3", runs
     assert all(runs[k]["steps"] == 3 and 0 < runs[k]["tail_16"] < 10 for k in ("a", "b")), runs
+
+
+@pytest.mark.slow   # 15 s: the GPU path of time_to_quality.py (whole-split evaluations) on a CPU
+@needs_data
+def test_time_to_quality_periodic_path_records_the_curve(tmp_path):
+    small = tmp_path / "small.txt"
+    small.write_text(DATA.read_text(encoding="utf-8")[:20_000], encoding="utf-8")
+    out = bench("time_to_quality.py", "--periodic", "--device", "cpu", "--budget", "2", "--eval-every", "20",
+                "--data", str(small), "--out", str(tmp_path / "ttq"),
+                "--args", "--hidden 16 --embed 8 --batch 8 --preset cpu")
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert 0 < summary["static"] < 10 and 0 < summary["dynamic"] < 10, summary
+    curve = summary["curve"]
+    assert len(curve) >= 2 and [c[1] for c in curve] == sorted(c[1] for c in curve), curve   # steps in order
+    assert min(c[2] for c in curve) == pytest.approx(summary["best_periodic"]), summary
+    assert "below nanoGPT's 1.4712: never" in out and summary["below_nanogpt_s"] is None, out

@@ -157,13 +157,30 @@ def test_gpu_check_races_training_and_sampling_against_the_plain_loop():
                 "--sample-length", "10")
     found = rows(out, ["what", "path", "chars/s", "vs plain"])
     paths = {(r[0], r[1]) for r in found}
-    for what in ("train, batch 64", "sample, batch 1", "sample, batch 32"):
+    for what in ("train, batch 64", "train, batch 64, weight drop + locked dropout", "sample, batch 1",
+                 "sample, batch 32"):
         assert (what, "plain loop") in paths, out
         assert any(w == what and p.startswith("rnnkit") for w, p in paths), out
     for r in found:
         assert re.fullmatch(NUMBER, r[2]) and float(r[2].replace(",", "")) > 0, r
         assert re.fullmatch(RATIO, r[3]), r
-        assert (r[3] == "1.00x") == (r[1] == "plain loop"), r     # the plain loop is the reference
+        assert r[1] != "plain loop" or r[3] == "1.00x", r     # each plain loop is its rows' reference
+
+
+@needs_data
+def test_gpu_checks_plain_loop_is_plain_and_its_regularised_one_is_not(monkeypatch):
+    """The plain row is embedding -> nn.LSTM -> head by hand: it must not run the regularised
+    forward that the rnnkit row is compared against separately (it once did, unnoticed)."""
+    import torch
+    monkeypatch.syspath_prepend(str(BENCH))
+    import gpu_check
+    from rnnkit.core import regularize
+    calls = []
+    real = regularize.regularized_rnn
+    monkeypatch.setattr(regularize, "regularized_rnn", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cpu = torch.device("cpu")
+    assert gpu_check.plain_train_rate(DATA, 16, 2, 1, 4, cpu) > 0 and calls == []
+    assert gpu_check.plain_train_rate(DATA, 16, 2, 1, 4, cpu, regularised=True) > 0 and len(calls) == 3
 
 
 @needs_data

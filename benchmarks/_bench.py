@@ -17,13 +17,22 @@ DATA = Path(os.environ.get("RNNKIT_BENCH_DATA", ROOT.parent / "shared" / "data" 
 
 import torch  # noqa: E402
 
-from rnnkit.core.config import ModelConfig  # noqa: E402
+from rnnkit.core.config import REGULARISERS_OFF, ModelConfig  # noqa: E402
 from rnnkit.core.models import SequenceModel  # noqa: E402
 
 
 def model_config(hidden: int, vocab_size: int = 65) -> ModelConfig:
-    """The benchmark model: Embedding(65, 64) -> 2-layer LSTM -> Linear(65)."""
-    return ModelConfig(vocab_size=vocab_size, cell="lstm", layers=2, hidden=hidden, embed=64, dropout=0.0)
+    """The benchmark model: Embedding(65, 64) -> 2-layer LSTM -> Linear(65), plain: PyTorch's
+    initialisation and none of the regularisers, whatever ModelConfig's defaults (the plain loops
+    time exactly this; `with_regularisers` adds the CPU recipe's)."""
+    return ModelConfig(vocab_size=vocab_size, cell="lstm", layers=2, hidden=hidden, embed=64, dropout=0.0,
+                       init="torch", **REGULARISERS_OFF)
+
+
+def with_regularisers(cfg: ModelConfig) -> ModelConfig:
+    """cfg with ModelConfig's default weight drop and locked dropout (the CPU recipe's, 0.1 each)."""
+    import dataclasses
+    return dataclasses.replace(cfg, weight_drop=ModelConfig.weight_drop, locked_dropout=ModelConfig.locked_dropout)
 
 
 def make_model(hidden: int, vocab_size: int = 65, seed: int = 0) -> SequenceModel:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import tempfile
 import time
@@ -24,8 +23,8 @@ from pathlib import Path
 import torch
 
 import rnnkit.text.lm
-from _bench import encode_text, make_model, need_data, table
-from rnnkit.core.config import REGULARISERS_OFF, SampleConfig, TrainConfig
+from _bench import encode_text, make_model, need_data, table, with_regularisers
+from rnnkit.core.config import SampleConfig, TrainConfig
 from rnnkit.core.models import SequenceModel
 from rnnkit.core.vocab import Vocab
 from rnnkit.core.windows import StreamBatches
@@ -55,8 +54,8 @@ def train_rate(data: Path, hidden: int, steps: int, warmup: int, batch: int, dev
     cfg = TrainConfig(files=[str(data)], seq_len=100, batch=batch, max_steps=warmup + steps + 1, preset="cpu",
                       lr=2e-3, weight_decay=0.0, warmup=0, schedule="constant", clip=1.0,
                       device=str(device), eval_every=10**6, save_every=10**6, sample_chars=50)
-    mcfg = dataclasses.replace(make_model(hidden).config, init="torch",
-                               **({} if regularised else REGULARISERS_OFF))
+    mcfg = make_model(hidden).config
+    mcfg = with_regularisers(mcfg) if regularised else mcfg
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         real, rnnkit.text.lm.StreamBatches = rnnkit.text.lm.StreamBatches, Stamped
         try:
@@ -78,10 +77,9 @@ def plain_train_rate(data: Path, hidden: int, steps: int, warmup: int, batch: in
     import torch.nn.functional as F
     codes, vocab_size = encode_text(data.read_text(encoding="utf-8"))
     ids = torch.from_numpy(codes.astype(np.int64))
-    torch.manual_seed(0)
     cfg = make_model(hidden, vocab_size).config
-    m = SequenceModel(dataclasses.replace(cfg, init="torch", **({} if regularised else REGULARISERS_OFF)))
-    m = m.to(device).train()
+    torch.manual_seed(0)
+    m = SequenceModel(with_regularisers(cfg) if regularised else cfg).to(device).train()
     opt = torch.optim.Adam(m.parameters(), lr=2e-3)
     length = (len(ids) - 1) // batch
     xs = ids[: batch * length].view(batch, length).to(device)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from _bench import DATA, make_model
+from _bench import DATA, make_model, with_regularisers
 from rnnkit.core.config import TrainConfig
 from rnnkit.core.train import Hooks
 from rnnkit.text.lm import train_lm
@@ -54,7 +54,8 @@ def main() -> None:
             prof.step()
             return loss
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-            train_lm(cfg, make_model(a.hidden).config, Path(tmp) / "run", hooks=Hooks(inject=tick))
+            train_lm(cfg, with_regularisers(make_model(a.hidden).config), Path(tmp) / "run",
+                     hooks=Hooks(inject=tick))   # the CPU recipe's weight drop and locked dropout
     ev = prof.key_averages()
     dev_attr = "self_device_time_total" if hasattr(ev[0], "self_device_time_total") else "self_cuda_time_total"
     busy = sum(getattr(e, dev_attr) for e in ev) / a.steps / 1e3

@@ -7,7 +7,9 @@
     python benchmarks/train_throughput.py --recipe --hidden  # the recipe (`rnnkit train`'s defaults)
                                                       # against the plain fp32 2x256 reference loop
 
-Both train Embedding(65, 64) -> 2-layer LSTM -> Linear(65) on ../shared/data/tinyshakespeare.txt,
+Both train Embedding(65, 64) -> 2-layer LSTM -> Linear(65) (no regularisers, PyTorch's
+initialisation: the same work; until 2026-12-08 rnnkit's row also ran ModelConfig's default weight
+drop and locked dropout) on ../shared/data/tinyshakespeare.txt,
 seq 100, batch 64, Adam (lr 2e-3), gradient clipping at 1, 2 threads, char-rnn streams with the
 state carried. rnnkit runs through `train_lm` whole: its memory-mapped ids, stream batches,
 Trainer, logging (every 20 steps), evaluation (50,000 chars every 200 steps, with a 200-char

@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--args", default="", help="TrainConfig fields as k=v,k=v (e.g. graphs=off)")
     ap.add_argument("--rows", type=int, default=14)
+    ap.add_argument("--plain", action="store_true",
+                    help="the model without weight drop and locked dropout (one nn.LSTM call over the stack)")
     a = ap.parse_args()
     device = torch.device(a.device)
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
@@ -54,15 +56,16 @@ def main() -> None:
             prof.step()
             return loss
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-            train_lm(cfg, with_regularisers(make_model(a.hidden).config), Path(tmp) / "run",
-                     hooks=Hooks(inject=tick))   # the CPU recipe's weight drop and locked dropout
+            mcfg = make_model(a.hidden).config        # plain; by default with the CPU recipe's regularisers
+            train_lm(cfg, mcfg if a.plain else with_regularisers(mcfg), Path(tmp) / "run", hooks=Hooks(inject=tick))
     ev = prof.key_averages()
     dev_attr = "self_device_time_total" if hasattr(ev[0], "self_device_time_total") else "self_cuda_time_total"
     busy = sum(getattr(e, dev_attr) for e in ev) / a.steps / 1e3
     syncs = sum(e.count for e in ev if "synchronize" in e.key.lower() or e.key in ("aten::item", "aten::_local_scalar_dense"))
     wall = (stamps[a.warmup + a.steps] - stamps[a.warmup]) / a.steps * 1e3
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"{name}, torch {torch.__version__}, hidden {a.hidden}, batch {a.batch} x 100, {a.steps} steps profiled {a.args}")
+    print(f"{name}, torch {torch.__version__}, hidden {a.hidden}, batch {a.batch} x 100, {a.steps} steps profiled, "
+          f"{'no regularisers' if a.plain else 'weight drop + locked dropout'} {a.args}")
     print(f"wall {wall:.2f} ms/step (profiled), device busy {busy:.2f} ms/step, "
           f"host syncs (item/_local_scalar_dense/synchronize) {syncs / a.steps:.1f} per step")
     print(ev.table(sort_by="self_cpu_time_total", row_limit=a.rows, max_name_column_width=50))

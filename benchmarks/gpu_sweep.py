@@ -104,6 +104,8 @@ def main() -> None:
         if rc == 0:
             rows[name] |= losses_at(out / name)
     print(f"{len(runs)} runs side by side, {time.time() - t0:.0f} s", flush=True)
+    # written now and after each score: a call cut off by its time limit keeps what was trained
+    (out / "sweep.json").write_text(json.dumps(rows, indent=2))
     if a.score:
         for name, row in rows.items():
             if row["rc"]:
@@ -113,7 +115,7 @@ def main() -> None:
                                                 a.device, *extra], capture_output=True, text=True, env=env)
                 if done.returncode == 0:
                     row[kind] = json.loads(done.stdout.splitlines()[-1])["loss"]
-    (out / "sweep.json").write_text(json.dumps(rows, indent=2))
+                (out / "sweep.json").write_text(json.dumps(rows, indent=2))
     keys = ["steps", "loss@100", "loss@200", "loss@300", "loss@500", "final_loss", "tail_16", "tail", "tail_dynamic"]
     print("| run | " + " | ".join(keys) + " | options |")
     print("|---" * (len(keys) + 2) + "|")

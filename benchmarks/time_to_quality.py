@@ -223,24 +223,25 @@ def gpu_main(a) -> None:
     recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in recs if r.get("val_loss") is not None and "unix_time" in r]
     below = next((r for r in evals if r["val_loss"] < NANOGPT_GPU["best"]), None)
-    val = out / "val.txt"
-    val.write_text(text[len(text) - n_val:], encoding="utf-8")
-    static = score(run, val, ["--device", a.device])
-    dynamic = score(run, val, ["--device", a.device, "--dynamic", *shlex.split(a.dynamic_args)])
     last = max(recs, key=lambda r: (r.get("step", 0), "val_loss" in r))
     cfg = json.loads((run / "config.json").read_text())
+    # printed as each figure arrives: a GPU call cut off by its time limit keeps what was measured
     print(f"rnnkit preset {cfg['train']['preset']} ({a.args or 'defaults'}): {last['step']:,} steps, "
           f"{last['chars']:,} chars, {last['time']:.0f} s of training, {wall:.0f} s wall with evaluations")
     best = min((r["val_loss"] for r in evals), default=float("nan"))
-    print(f"validation, last 10% ({static['chars']:,} chars, one stream, last checkpoint):")
-    print(f"  static   {static['loss']:.4f}  target <= {GPU_TARGETS['static']}")
-    print(f"  dynamic  {dynamic['loss']:.4f}  target <= {GPU_TARGETS['dynamic']}")
     print(f"  best periodic evaluation (16 streams, whole split) {best:.4f}")
     print("  below nanoGPT's 1.4712: " + (f"{below['unix_time'] - t0:.0f} s wall from the process start (step "
                                           f"{below['step']:,}, {below['val_loss']:.4f}); nanoGPT: 76 s" if below
                                           else "never"))
     print(f"  nanoGPT shakespeare_char, same chip: best {NANOGPT_GPU['best']} at {NANOGPT_GPU['at_s']:.0f} s, "
-          f"{NANOGPT_GPU['end']} at its end ({NANOGPT_GPU['end_s']:.0f} s)")
+          f"{NANOGPT_GPU['end']} at its end ({NANOGPT_GPU['end_s']:.0f} s)", flush=True)
+    val = out / "val.txt"
+    val.write_text(text[len(text) - n_val:], encoding="utf-8")
+    static = score(run, val, ["--device", a.device])
+    print(f"validation, last 10% ({static['chars']:,} chars, one stream, last checkpoint):")
+    print(f"  static   {static['loss']:.4f}  target <= {GPU_TARGETS['static']}", flush=True)
+    dynamic = score(run, val, ["--device", a.device, "--dynamic", *shlex.split(a.dynamic_args)])
+    print(f"  dynamic  {dynamic['loss']:.4f}  target <= {GPU_TARGETS['dynamic']}", flush=True)
     ref = None
     if a.train_reference:   # the plain 2x256 loop (fp32, Adam 2e-3) for the same seconds on the same GPU
         ids, vocab = encode_text(text)

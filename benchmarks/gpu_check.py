@@ -148,20 +148,23 @@ def main() -> None:
         raise SystemExit("no CUDA device here; run with --device cpu for a smoke test")
     data = need_data()
     warmup = min(a.warmup, a.steps)
-    pl = plain_train_rate(data, a.hidden, a.steps, warmup, a.batch, device)
-    rk = train_rate(data, a.hidden, a.steps, warmup, a.batch, device)
-    pr = plain_train_rate(data, a.hidden, a.steps, warmup, a.batch, device, regularised=True)
-    rr = train_rate(data, a.hidden, a.steps, warmup, a.batch, device, regularised=True)
-    what = f"train, batch {a.batch}"
-    rows = [[what, "plain loop", f"{pl:,.0f}", "1.00x"],
-            [what, "rnnkit", f"{rk:,.0f}", f"{rk / pl:.2f}x"],
-            # the regularised pair: the model's forward with masks, by hand and through rnnkit's loop
-            [what + ", weight drop + locked dropout", "plain loop", f"{pr:,.0f}", "1.00x"],
-            [what + ", weight drop + locked dropout", "rnnkit", f"{rr:,.0f}", f"{rr / pr:.2f}x"]]
-    rows += sample_rates(a.hidden, a.sample_length, device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"{name}, hidden {a.hidden}, {a.steps} timed training steps, torch {torch.__version__}")
-    print(table(["what", "path", "chars/s", "vs plain"], rows))
+    # each row printed as it is measured: a call cut off by its time limit keeps the rows it made
+    print(table(["what", "path", "chars/s", "vs plain"], []), flush=True)
+    row = lambda *cells: print("| " + " | ".join(cells) + " |", flush=True)   # noqa: E731
+    what = f"train, batch {a.batch}"
+    pl = plain_train_rate(data, a.hidden, a.steps, warmup, a.batch, device)
+    row(what, "plain loop", f"{pl:,.0f}", "1.00x")
+    rk = train_rate(data, a.hidden, a.steps, warmup, a.batch, device)
+    row(what, "rnnkit", f"{rk:,.0f}", f"{rk / pl:.2f}x")
+    # the regularised pair: the model's forward with masks, by hand and through rnnkit's loop
+    pr = plain_train_rate(data, a.hidden, a.steps, warmup, a.batch, device, regularised=True)
+    row(what + ", weight drop + locked dropout", "plain loop", f"{pr:,.0f}", "1.00x")
+    rr = train_rate(data, a.hidden, a.steps, warmup, a.batch, device, regularised=True)
+    row(what + ", weight drop + locked dropout", "rnnkit", f"{rr:,.0f}", f"{rr / pr:.2f}x")
+    for cells in sample_rates(a.hidden, a.sample_length, device):
+        row(*cells)
 
 
 if __name__ == "__main__":

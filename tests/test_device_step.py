@@ -54,3 +54,22 @@ def test_device_cuda_without_a_gpu_is_one_line(cli, text_file, tmp_path):
     res = cli("train", str(text_file), "--out", str(tmp_path / "r"), "--device", "cuda", "--max-steps", "1")
     assert res.rc == 2 and len(res.err_lines) == 1 and "no CUDA GPU" in res.err, res
     assert not (tmp_path / "r").exists()
+
+
+def test_after_a_non_finite_loss_no_later_step_updates_before_the_sync(text_file, tmp_path, monkeypatch):
+    """The synced step stops at the bad step with the weights from before it; the sync-free step
+    learns of it only at the next sync, so every step in between is skipped on the device too, a
+    finite loss among them included (here the NaN is one step's, steps 14 and 15 are finite)."""
+    changed = {}
+    real = train_mod.Trainer.device_step
+
+    def watched(self, loss):
+        before = [p.detach().clone() for p in self.model.parameters()]
+        real(self, loss)
+        changed[self.state.step + 1] = any(not torch.equal(b, p) for b, p in zip(before, self.model.parameters()))
+    monkeypatch.setattr(train_mod.Trainer, "device_step", watched)
+    inject = lambda step, loss: loss * float("nan") if step == 12 else loss   # noqa: E731 (step 13)
+    with pytest.raises(NonFiniteLoss, match="non-finite loss at step 13"):
+        run(tmp_path, "nan", True, monkeypatch, files=[str(text_file)], hooks=Hooks(inject=inject))
+    assert all(changed[s] for s in range(1, 13)), changed          # it trained until then
+    assert [s for s in changed if s >= 13] and not any(changed[s] for s in changed if s >= 13), changed

@@ -218,8 +218,8 @@ class Trainer:
     def device_step(self, loss: torch.Tensor) -> None:
         """optimizer_step without a host wait: a non-finite loss or gradient norm skips the update
         on the device (fused AdamW's found_inf, as GradScaler uses it) and is reported at the next
-        sync, naming the step. Later steps see the same non-finite state and are skipped too, so the
-        weights stay as they were before it."""
+        sync, naming the step. Every later step until then is skipped too (a one-off non-finite
+        loss included), so the weights stay as they were before it."""
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         bad = ~torch.isfinite(loss.detach())
@@ -229,7 +229,9 @@ class Trainer:
         if self.bad_at is None:
             self.bad_at = torch.full((), -1, dtype=torch.long, device=loss.device)
         self.bad_at = torch.where(bad & (self.bad_at < 0), self.state.step, self.bad_at)
-        self.opt.found_inf = bad.float().reshape(())
+        # skip this step and every later one until the sync reports it, a finite one included:
+        # the weights stay those from before the bad step, as the synced step leaves them
+        self.opt.found_inf = (self.bad_at >= 0).float().reshape(())
         try:
             self.opt.step()
         finally:

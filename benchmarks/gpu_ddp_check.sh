@@ -8,7 +8,7 @@
 #     STEPS=500 PYTHON=/path/to/python bash benchmarks/gpu_ddp_check.sh
 #     DEVICE=cpu STEPS=30 EXTRA="--hidden 32" bash benchmarks/gpu_ddp_check.sh   # dry run on CPU (gloo)
 #
-# Needs a Python with a CUDA build of torch, numpy, safetensors and matplotlib. Data: the shared
+# Needs a Python with a CUDA build of torch, numpy, safetensors and matplotlib. Data: $RNNKIT_BENCH_DATA, the shared
 # tinyshakespeare.txt when present, else the built-in python-stdlib corpus (no download). Results
 # go to $OUT (or a temporary directory): the two run directories and gpu_ddp_check.json.
 set -euo pipefail
@@ -32,7 +32,8 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, nccl {'.'.join(map
       f"{torch.cuda.get_device_name(0)}")
 PYEOF
 
-if [ -f ../shared/data/tinyshakespeare.txt ]; then DATA=(../shared/data/tinyshakespeare.txt); else DATA=(--corpus python-stdlib); fi
+if [ -n "${RNNKIT_BENCH_DATA:-}" ]; then DATA=("$RNNKIT_BENCH_DATA")      # the text the other GPU checks read
+elif [ -f ../shared/data/tinyshakespeare.txt ]; then DATA=(../shared/data/tinyshakespeare.txt); else DATA=(--corpus python-stdlib); fi
 RECIPE=(--preset cpu --cell lstm --layers 2 --hidden 256 --embed 64 --dropout 0.2 --seq-len 100 --batch 64
         --batching streams --lr 2e-3 --eval-every 100000 --save-every 100 --eval-chars 100000
         --sample-chars 200 --log-every 25 --device "$DEVICE" --seed 1337 ${EXTRA:-})

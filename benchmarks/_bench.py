@@ -2,6 +2,7 @@
 of interleaved blocks (candidate and reference alternate, so a busy machine slows both alike)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -31,13 +32,13 @@ def model_config(hidden: int, vocab_size: int = 65) -> ModelConfig:
 
 def with_regularisers(cfg: ModelConfig) -> ModelConfig:
     """cfg with ModelConfig's default weight drop and locked dropout (the CPU recipe's, 0.1 each)."""
-    import dataclasses
     return dataclasses.replace(cfg, weight_drop=ModelConfig.weight_drop, locked_dropout=ModelConfig.locked_dropout)
 
 
-def make_model(hidden: int, vocab_size: int = 65, seed: int = 0) -> SequenceModel:
+def make_model(hidden: int, vocab_size: int = 65, seed: int = 0, regularised: bool = False) -> SequenceModel:
     torch.manual_seed(seed)
-    return SequenceModel(model_config(hidden, vocab_size))
+    cfg = model_config(hidden, vocab_size)
+    return SequenceModel(with_regularisers(cfg) if regularised else cfg)
 
 
 def machine() -> str:

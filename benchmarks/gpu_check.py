@@ -23,9 +23,8 @@ from pathlib import Path
 import torch
 
 import rnnkit.text.lm
-from _bench import encode_text, make_model, need_data, table, with_regularisers
+from _bench import encode_text, make_model, model_config, need_data, table, with_regularisers
 from rnnkit.core.config import SampleConfig, TrainConfig
-from rnnkit.core.models import SequenceModel
 from rnnkit.core.vocab import Vocab
 from rnnkit.core.windows import StreamBatches
 from rnnkit.text.sample import generate
@@ -54,8 +53,7 @@ def train_rate(data: Path, hidden: int, steps: int, warmup: int, batch: int, dev
     cfg = TrainConfig(files=[str(data)], seq_len=100, batch=batch, max_steps=warmup + steps + 1, preset="cpu",
                       lr=2e-3, weight_decay=0.0, warmup=0, schedule="constant", clip=1.0,
                       device=str(device), eval_every=10**6, save_every=10**6, sample_chars=50)
-    mcfg = make_model(hidden).config
-    mcfg = with_regularisers(mcfg) if regularised else mcfg
+    mcfg = with_regularisers(model_config(hidden)) if regularised else model_config(hidden)
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         real, rnnkit.text.lm.StreamBatches = rnnkit.text.lm.StreamBatches, Stamped
         try:
@@ -77,9 +75,7 @@ def plain_train_rate(data: Path, hidden: int, steps: int, warmup: int, batch: in
     import torch.nn.functional as F
     codes, vocab_size = encode_text(data.read_text(encoding="utf-8"))
     ids = torch.from_numpy(codes.astype(np.int64))
-    cfg = make_model(hidden, vocab_size).config
-    torch.manual_seed(0)
-    m = SequenceModel(with_regularisers(cfg) if regularised else cfg).to(device).train()
+    m = make_model(hidden, vocab_size, regularised=regularised).to(device).train()
     opt = torch.optim.Adam(m.parameters(), lr=2e-3)
     length = (len(ids) - 1) // batch
     xs = ids[: batch * length].view(batch, length).to(device)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from _bench import DATA, make_model, with_regularisers
+from _bench import DATA, model_config, with_regularisers
 from rnnkit.core.config import TrainConfig
 from rnnkit.core.train import Hooks
 from rnnkit.text.lm import train_lm
@@ -56,7 +56,7 @@ def main() -> None:
             prof.step()
             return loss
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-            mcfg = make_model(a.hidden).config        # plain; by default with the CPU recipe's regularisers
+            mcfg = model_config(a.hidden)             # plain; by default with the CPU recipe's regularisers
             train_lm(cfg, mcfg if a.plain else with_regularisers(mcfg), Path(tmp) / "run", hooks=Hooks(inject=tick))
     ev = prof.key_averages()
     dev_attr = "self_device_time_total" if hasattr(ev[0], "self_device_time_total") else "self_cuda_time_total"
